@@ -1,0 +1,405 @@
+"""Typed, frozen experiment configuration with paper defaults (SPEC §5).
+
+Every value carries a comment saying where it comes from. Configs are built from
+nested dicts with :func:`from_dict` (unknown keys raise with a did-you-mean) and changed
+with dotted overrides, e.g. ``apply_overrides(cfg, {"mask.strategy": "block"})``.
+Validation happens in ``__post_init__`` so a bad value fails before any cluster starts.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message is one line naming the fix."""
+
+
+def _check(ok: bool, msg: str) -> None:
+    if not ok:
+        raise ConfigError(msg)
+
+
+def _unit_range(name: str, pair: tuple[float, float]) -> None:
+    _check(len(pair) == 2, f"{name} must be a pair (a, b), got {pair!r}")
+    a, b = pair
+    _check(0.0 <= a <= b <= 1.0, f"{name} must satisfy 0 <= a <= b <= 1, got {pair!r}")
+
+
+_DEPTH_BY_SIZE = {"tiny": 12, "small": 12, "base": 12, "medium": 12, "large": 24, "huge": 32, "giant": 40}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "vit_small_patch16_224"  # any timm ViT name; ViT-S/16 is the paper's model
+    patch_size: int = 16  # patch side in pixels; 4 suits 28x28 Fashion-MNIST
+    depth: int | None = None  # override the arch's depth (None: the arch's own)
+    embed_dim: int | None = None  # override the arch's width (None: the arch's own)
+    num_heads: int | None = None  # override the arch's head count (None: the arch's own)
+    drop_path_rate: float = 0.1  # student only, linear 0..0.1 over depth (SPEC §1)
+    out_dim: int = 8192  # iBOT head outputs K (DINO uses 65536)
+    patch_out_dim: int = 8192  # patch head outputs (equal to out_dim when shared)
+    shared_head: bool = True  # iBOT shares one head for [CLS] and patch tokens
+    norm_last_layer: bool = False  # paper: last layer not weight-norm frozen
+    head_hidden_dim: int = 2048  # head MLP width
+    head_bottleneck_dim: int = 256  # head bottleneck before the weight-normed layer
+    compile: bool = False  # torch.compile backbone and head (measure before enabling)
+
+    def __post_init__(self) -> None:
+        _check(self.patch_size > 0, f"model.patch_size must be > 0, got {self.patch_size}")
+        _check(0.0 <= self.drop_path_rate < 1.0, f"model.drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+        for name in ("out_dim", "patch_out_dim", "head_hidden_dim", "head_bottleneck_dim"):
+            _check(getattr(self, name) > 0, f"model.{name} must be > 0, got {getattr(self, name)}")
+        _check(not self.shared_head or self.out_dim == self.patch_out_dim,
+               f"model.shared_head=True needs out_dim == patch_out_dim, got {self.out_dim} and {self.patch_out_dim}")
+        if self.embed_dim is not None and self.num_heads is not None:
+            _check(self.embed_dim % self.num_heads == 0,
+                   f"model.embed_dim ({self.embed_dim}) must be divisible by model.num_heads ({self.num_heads})")
+
+    @property
+    def resolved_depth(self) -> int:
+        """Number of transformer blocks (explicit override, else read off the timm name)."""
+        if self.depth is not None:
+            return self.depth
+        for size, depth in _DEPTH_BY_SIZE.items():
+            if f"_{size}_" in f"_{self.arch}_" or f"_{size}" in self.arch:
+                return depth
+        return 12
+
+
+STRATEGIES = ("block", "random", "attmask_high", "attmask_low", "attmask_hint")
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    strategy: str = "attmask_high"  # paper's "AttMask" (Table 1 best)
+    pred_ratio: tuple[float, float] = (0.1, 0.5)  # r ~ U(a, b) (Table 9c)
+    masking_prob: float = 0.5  # p: each global view masked with prob p (Table 9b)
+    show_max: float = 0.1  # attmask_hint: reveal among the top show_max*n tokens
+    attn_layer: int | None = None  # teacher layer for [CLS] attention, 1-based; None = last (Table 9a)
+    per_image_ratio: bool = False  # reference draws r once per batch; True draws per image
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            close = difflib.get_close_matches(str(self.strategy), STRATEGIES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"mask.strategy {self.strategy!r} is unknown{hint}; allowed: {', '.join(STRATEGIES)}")
+        _unit_range("mask.pred_ratio", self.pred_ratio)
+        _check(0.0 <= self.masking_prob <= 1.0, f"mask.masking_prob must be in [0, 1], got {self.masking_prob}")
+        _check(0.0 < self.show_max <= 1.0, f"mask.show_max must be in (0, 1], got {self.show_max}")
+        _check(self.attn_layer is None or self.attn_layer >= 1, f"mask.attn_layer must be >= 1 (1-based), got {self.attn_layer}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    variant: str = "ibot"  # "ibot" (MIM + [CLS]) or "dino" ([CLS] only, AttMask on global views)
+    lambda_mim: float = 1.0  # weight of L_MIM (Table A15)
+    student_temp: float = 0.1  # student softmax temperature
+    teacher_temp: float = 0.07  # final teacher [CLS] temperature
+    warmup_teacher_temp: float = 0.04  # initial teacher [CLS] temperature
+    teacher_patch_temp: float = 0.07  # final teacher patch temperature
+    warmup_teacher_patch_temp: float = 0.04  # initial teacher patch temperature
+    warmup_teacher_temp_epochs: int = 30  # linear warm-up of both teacher temperatures
+    center_momentum: float = 0.9  # EMA of the teacher centres
+
+    def __post_init__(self) -> None:
+        _check(self.variant in ("ibot", "dino"), f"loss.variant must be 'ibot' or 'dino', got {self.variant!r}")
+        _check(self.lambda_mim >= 0, f"loss.lambda_mim must be >= 0, got {self.lambda_mim}")
+        for name in ("student_temp", "teacher_temp", "warmup_teacher_temp", "teacher_patch_temp", "warmup_teacher_patch_temp"):
+            _check(getattr(self, name) > 0, f"loss.{name} must be > 0, got {getattr(self, name)}")
+        _check(0.0 <= self.center_momentum < 1.0, f"loss.center_momentum must be in [0, 1), got {self.center_momentum}")
+        _check(self.warmup_teacher_temp_epochs >= 0, "loss.warmup_teacher_temp_epochs must be >= 0")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 100  # paper: 100 epochs on 20% / 100% ImageNet-1k
+    batch_size: int = 240  # global batch over all workers (paper: 240)
+    lr: float = 5e-4  # base lr for batch 256; actual lr = lr * batch_size / 256
+    min_lr: float = 1e-6  # cosine end value
+    warmup_epochs: int = 10  # linear lr warm-up
+    weight_decay: float = 0.04  # cosine start
+    weight_decay_end: float = 0.4  # cosine end
+    momentum_teacher: float = 0.99  # EMA start: 0.99 for 20% ImageNet, 0.996 for 100%
+    clip_grad: float = 3.0  # per-parameter gradient-norm clip; 0 disables
+    freeze_last_layer: int = 1  # epochs during which the head's last layer gets no gradient
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32", "bf16"
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"optim.epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"optim.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0 and self.min_lr >= 0, f"optim.lr must be > 0 and optim.min_lr >= 0, got {self.lr}, {self.min_lr}")
+        _check(0 <= self.warmup_epochs <= self.epochs, f"optim.warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
+        _check(self.weight_decay >= 0 and self.weight_decay_end >= 0, "optim.weight_decay and weight_decay_end must be >= 0")
+        _check(0.0 <= self.momentum_teacher <= 1.0, f"optim.momentum_teacher must be in [0, 1], got {self.momentum_teacher}")
+        _check(self.clip_grad >= 0, f"optim.clip_grad must be >= 0 (0 disables), got {self.clip_grad}")
+        _check(self.freeze_last_layer >= 0, f"optim.freeze_last_layer must be >= 0, got {self.freeze_last_layer}")
+        _check(self.precision in ("auto", "fp32", "bf16"), f"optim.precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_path: str = "data/imagenet/train"  # folder of FFCV .beton shards + manifest.parquet (data_prep)
+    val_path: str = "data/imagenet/val"  # held-out split for online k-NN (shards folder)
+    knn_train_path: str | None = None  # k-NN memory bank split; None = train_path
+    global_crop_size: int = 224  # 2 global crops (14x14 grid at patch 16)
+    local_crop_size: int = 96  # m local crops (6x6 grid at patch 16)
+    n_global_crops: int = 2  # the method assumes 2 global views
+    local_crops_number: int = 6  # m = 6 for 20% runs, 10 for 100%
+    global_crops_scale: tuple[float, float] = (0.25, 1.0)  # (s, 1), s = 0.25 for iBOT
+    local_crops_scale: tuple[float, float] = (0.05, 0.25)  # (0.05, s)
+    eval_resize: int = 256  # eval: resize shorter side, then centre crop to global_crop_size
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet normalisation
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    color_jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.1)  # brightness, contrast, saturation, hue
+    color_jitter_prob: float = 0.8
+    grayscale_prob: float = 0.2
+    blur_prob: tuple[float, float, float] = (1.0, 0.1, 0.5)  # global 1, global 2, local
+    solarize_prob: float = 0.2  # global 2 only
+    num_workers: int = 2  # FFCV decode threads per Ray Train worker
+    seed: int = 0  # shuffling seed (reshuffled per epoch from seed + epoch)
+
+    def __post_init__(self) -> None:
+        _check(self.global_crop_size > 0 and self.local_crop_size > 0, "data crop sizes must be > 0")
+        _check(self.n_global_crops == 2, f"data.n_global_crops must be 2 (the method pairs two global views), got {self.n_global_crops}")
+        _check(self.local_crops_number >= 0, f"data.local_crops_number must be >= 0, got {self.local_crops_number}")
+        _unit_range("data.global_crops_scale", self.global_crops_scale)
+        _unit_range("data.local_crops_scale", self.local_crops_scale)
+        _check(self.global_crops_scale[0] > 0 and self.local_crops_scale[0] > 0, "data crop scales must start above 0")
+        _check(self.eval_resize >= self.global_crop_size, f"data.eval_resize ({self.eval_resize}) must be >= global_crop_size ({self.global_crop_size})")
+        for name in ("color_jitter_prob", "grayscale_prob", "solarize_prob"):
+            _check(0.0 <= getattr(self, name) <= 1.0, f"data.{name} must be in [0, 1], got {getattr(self, name)}")
+        _check(len(self.blur_prob) == 3 and all(0 <= p <= 1 for p in self.blur_prob), f"data.blur_prob must be 3 probabilities, got {self.blur_prob}")
+        _check(len(self.mean) == 3 and len(self.std) == 3 and all(s > 0 for s in self.std), "data.mean/std must be 3 values each, std > 0")
+        _check(self.num_workers >= 1, f"data.num_workers must be >= 1, got {self.num_workers}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    eval_every: int = 10  # online k-NN every N epochs (and at the end)
+    knn_k: tuple[int, ...] = (10, 20, 100, 200)  # k values; k=20 is the headline metric
+    knn_temperature: float = 0.07  # vote weight exp(cos / T)
+    knn_feature: str = "cls"  # "cls" (last-layer [CLS]) or "gap" (mean of patch tokens, Table A10)
+    knn_chunk: int = 1024  # queries per similarity chunk (bounds memory)
+    fewshot_nu: tuple[int, ...] = (1, 5, 10, 20)  # images per class
+    fewshot_tries: int = 5  # per-class slices averaged
+    linear_epochs: int = 100  # linear probe epochs (SPEC §6)
+    linear_lr: float = 1e-3  # linear probe base lr (scaled by batch/256)
+    linear_batch_size: int = 256
+    masked_ratios: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7)  # Table A11
+    batch_size: int = 256  # feature-extraction batch
+    num_cpus: float = 1.0  # Ray resources per evaluation task
+    num_gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.eval_every >= 1, f"eval.eval_every must be >= 1, got {self.eval_every}")
+        _check(len(self.knn_k) > 0 and all(k >= 1 for k in self.knn_k), f"eval.knn_k must be positive ints, got {self.knn_k}")
+        _check(self.knn_temperature > 0, "eval.knn_temperature must be > 0")
+        _check(self.knn_feature in ("cls", "gap"), f"eval.knn_feature must be 'cls' or 'gap', got {self.knn_feature!r}")
+        _check(all(n >= 1 for n in self.fewshot_nu) and self.fewshot_tries >= 1, "eval.fewshot_nu and fewshot_tries must be >= 1")
+        _check(all(0.0 <= r < 1.0 for r in self.masked_ratios), f"eval.masked_ratios must be in [0, 1), got {self.masked_ratios}")
+        _check(self.batch_size >= 1 and self.knn_chunk >= 1 and self.linear_batch_size >= 1, "eval batch sizes must be >= 1")
+        _check(self.num_cpus >= 0 and self.num_gpus >= 0, "eval.num_cpus/num_gpus must be >= 0")
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    num_workers: int = 1  # Ray Train workers (DDP ranks); 0 runs the loop in the trial process
+    use_gpu: bool = False  # one GPU per worker when True
+    cpus_per_worker: float = 1.0  # Ray CPUs per Train worker
+    checkpoint_every: int = 500  # steps between checkpoints (plus one at each epoch end)
+    num_to_keep: int = 2  # checkpoints kept per trial
+    max_failures: int = 0  # Ray Train FailureConfig: worker-group restarts from the last checkpoint
+    log_every: int = 20  # steps between progress reports (host syncs happen only then)
+
+    def __post_init__(self) -> None:
+        _check(self.num_workers >= 0, f"scaling.num_workers must be >= 0, got {self.num_workers}")
+        _check(self.cpus_per_worker > 0, f"scaling.cpus_per_worker must be > 0, got {self.cpus_per_worker}")
+        _check(self.checkpoint_every >= 1 and self.num_to_keep >= 1 and self.log_every >= 1,
+               "scaling.checkpoint_every, num_to_keep and log_every must be >= 1")
+        _check(self.max_failures >= -1, "scaling.max_failures must be >= -1 (-1: unlimited)")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "attmask"  # experiment name (folder under storage); no timestamps, resume needs it stable
+    seed: int = 0  # global seed (model init, masks); data shuffling uses data.seed
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)
+
+    def __post_init__(self) -> None:
+        _check(bool(re.fullmatch(r"[A-Za-z0-9_.\-]+", self.name)), f"name {self.name!r} must use letters, digits, '_', '-', '.' only")
+        depth = self.model.resolved_depth
+        if self.mask.attn_layer is not None:
+            _check(1 <= self.mask.attn_layer <= depth, f"mask.attn_layer must be in [1, {depth}] for a {depth}-block model, got {self.mask.attn_layer}")
+        p = self.model.patch_size
+        for name in ("global_crop_size", "local_crop_size"):
+            size = getattr(self.data, name)
+            _check(size % p == 0, f"data.{name} ({size}) must be divisible by model.patch_size ({p})")
+        workers = max(self.scaling.num_workers, 1)
+        _check(self.optim.batch_size % workers == 0,
+               f"optim.batch_size ({self.optim.batch_size}) must be divisible by scaling.num_workers ({workers})")
+
+    @property
+    def attn_layer(self) -> int:
+        """The resolved 1-based teacher layer whose [CLS] attention drives masking."""
+        return self.mask.attn_layer or self.model.resolved_depth
+
+
+# ---------------------------------------------------------------------------------------
+# Building and changing configs
+
+
+def _hint(key: str, allowed: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` to the annotated type ``tp`` or raise a one-line ConfigError."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if origin is tuple:
+        if isinstance(value, (list, tuple)):
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(_coerce(v, args[0], where) for v in value)
+            if len(value) != len(args):
+                raise ConfigError(f"{where} needs {len(args)} values, got {list(value)!r}")
+            return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+        raise ConfigError(f"{where} must be a list/tuple, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix or 'config'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"unknown config key {where!r}{_hint(key, fields)}; allowed under {prefix.rstrip('.') or 'top level'}: {', '.join(fields)}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = value if isinstance(value, tp) else _build(tp, value, f"{where}.")
+        else:
+            kwargs[key] = _coerce(value, tp, where)
+    return cls(**kwargs)
+
+
+def from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from a nested dict; unknown keys raise ConfigError."""
+    return _build(ExperimentConfig, data, "")
+
+
+def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Nested plain dict (tuples as lists), the inverse of :func:`from_dict`."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(cfg))
+
+
+def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Dotted-key view, e.g. {"mask.strategy": "attmask_high", ...}."""
+    out: dict[str, Any] = {}
+
+    def walk(d: Mapping[str, Any], prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
+    walk(to_dict(cfg), "")
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value from the command line: Python literals, else a plain string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if text.lower() in ("none", "null"):
+            return None
+        return text
+
+
+def apply_overrides(cfg: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentConfig:
+    """Return a new config with dotted-key overrides applied (values validated and coerced)."""
+    data = to_dict(cfg)
+    valid = flatten(cfg)
+    for key, value in overrides.items():
+        if key not in valid:
+            raise ConfigError(f"unknown config key {key!r}{_hint(key, valid)}")
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = list(value) if isinstance(value, tuple) else value
+    return from_dict(data)
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """Parse ``"a.b=1,c.d=(0.1,0.3)"`` into a dict; commas inside brackets are kept."""
+    out: dict[str, Any] = {}
+    depth, buf, parts = 0, "", []
+    for ch in text:
+        depth += ch in "([{" 
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            parts.append(buf)
+            buf = ""
+        else:
+            buf += ch
+    if buf:
+        parts.append(buf)
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            raise ConfigError(f"override {part!r} must look like key=value")
+        key, value = part.split("=", 1)
+        out[key.strip()] = parse_value(value.strip())
+    return out
