@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import torch.nn as nn
-
 from attmask_ray.config import ModelConfig
 from attmask_ray.models.head import IBOTHead
+from attmask_ray.models.ssl import SSLModel
 from attmask_ray.models.vit import MaskedViT, build_backbone
-
-
-class SSLModel(nn.Module):
-    """``backbone`` (MaskedViT) + ``head`` (IBOTHead): one student or teacher network."""
-
-    def __init__(self, backbone: MaskedViT, head: IBOTHead) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
 
 
 def build_model(cfg: ModelConfig, img_size: int, student: bool) -> SSLModel:

@@ -1,0 +1,67 @@
+"""Student / teacher network: MaskedViT backbone + IBOTHead, with the multi-crop forwards.
+
+The student forward is ``SSLModel.forward`` so that DDP wraps the whole computation.
+Crops of equal size are batched into one backbone call (globals together, locals
+together).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from attmask_ray.models.head import IBOTHead
+from attmask_ray.models.vit import MaskedViT
+
+PATCH_MODES = ("masked", "all", "none")
+
+
+class SSLModel(nn.Module):
+    """``backbone`` (MaskedViT) + ``head`` (IBOTHead): one student or teacher network."""
+
+    def __init__(self, backbone: MaskedViT, head: IBOTHead) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, global_crops: torch.Tensor, masks: torch.Tensor | None,
+                local_crops: torch.Tensor | None = None,
+                patch_mode: str = "masked") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Student forward over all views.
+
+        global_crops: [G*B, 3, Hg, Wg] (views stacked view-major); masks: BoolTensor
+        [G*B, n] or None; local_crops: [m*B, 3, Hl, Wl] or None (never masked).
+        patch_mode: "masked" -> patch logits only at masked positions, packed [M, K] in
+        ``masks.nonzero()`` order (what the MIM loss uses); "all" -> dense [G*B, n, K];
+        "none" -> no patch head (DINO variant).
+        Returns (cls logits [(G+m)*B, K] with globals first, patch logits or None).
+        """
+        if patch_mode not in PATCH_MODES:
+            raise ValueError(f"patch_mode must be one of {PATCH_MODES}, got {patch_mode!r}")
+        tokens, _ = self.backbone(global_crops, masks)
+        cls_tokens = tokens[:, 0]
+        if local_crops is not None and local_crops.shape[0] > 0:
+            local_tokens, _ = self.backbone(local_crops)
+            cls_tokens = torch.cat([cls_tokens, local_tokens[:, 0]])
+        cls_logits = self.head(cls_tokens)
+        patch_logits = None
+        if patch_mode == "all":
+            patch_logits = self.head.forward_patch(tokens[:, 1:])
+        elif patch_mode == "masked":
+            if masks is None:
+                raise ValueError("patch_mode='masked' needs masks")
+            patch_logits = self.head.forward_patch(tokens[:, 1:][masks])
+        return cls_logits, patch_logits
+
+    @torch.no_grad()
+    def teacher_forward(self, global_crops: torch.Tensor, attn_layer: int | None,
+                        with_patches: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """One teacher pass on the clean global views giving targets AND the attention map.
+
+        global_crops: [G*B, 3, H, W] -> (cls logits [G*B, K], patch logits [G*B, n, K] or
+        None, [CLS] attention [G*B, n] from block ``attn_layer`` or None).
+        """
+        tokens, attn = self.backbone(global_crops, attn_layer=attn_layer)
+        cls_logits = self.head(tokens[:, 0])
+        patch_logits = self.head.forward_patch(tokens[:, 1:]) if with_patches else None
+        return cls_logits, patch_logits, attn

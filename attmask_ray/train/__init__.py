@@ -1,0 +1,1 @@
+"""Training: the pure step, the state it carries, checkpoints, and the Ray Train loop."""

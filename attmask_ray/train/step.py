@@ -1,0 +1,81 @@
+"""The pure AttMask training step (no Ray): one call = one optimiser update.
+
+    teacher(clean globals) -> [CLS]/patch targets + [CLS] attention of one layer
+    generate_masks(attention, grid, strategy, ratio, p) -> masks [2B, n]
+    student(masked globals, locals) -> iBOT (or DINO) loss -> backward -> clip -> AdamW
+    EMA teacher; centres updated inside the loss after it is computed
+
+Scalars are returned as tensors (no host sync); the caller decides when to read them.
+Masks are drawn from a generator seeded by (seed, rank, step), so a resumed run redraws
+exactly the masks it would have drawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from attmask_ray.masking import generate_masks, mask_ratio
+from attmask_ray.optim import apply_schedule, cancel_last_layer_grads, clip_gradients, ema_update, unwrap
+from attmask_ray.train.state import TrainingState, autocast_dtype
+
+ATTENTION_STRATEGIES = ("attmask_high", "attmask_low", "attmask_hint")
+
+
+def mask_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """CPU generator whose state is a pure function of (seed, rank, step)."""
+    g = torch.Generator()
+    g.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63 - 1))
+    return g
+
+
+def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
+               patch_mode: str = "masked") -> dict[str, torch.Tensor]:
+    """One AttMask/iBOT step on ``crops`` = [g1, g2, l1..lm] ([B,3,G,G] x2, [B,3,L,L] x m).
+
+    ``patch_mode`` "masked" runs the student patch head on masked tokens only (same maths
+    as "all", which is kept as the straightforward reference path).
+    Returns detached scalar tensors: loss, cls, mim, masked_ratio, lr, wd, momentum,
+    teacher_temp. Advances ``state.step``.
+    """
+    cfg, step = state.cfg, state.step
+    values = state.schedules(step)
+    apply_schedule(state.optimizer, values.lr, values.wd)
+    n_global = 2
+    globals_ = torch.cat(crops[:n_global])
+    locals_ = torch.cat(crops[n_global:]) if len(crops) > n_global else None
+    dtype = autocast_dtype(cfg.optim.precision, state.device)
+    autocast = torch.autocast(state.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    ibot = cfg.loss.variant == "ibot"
+    mk = cfg.mask
+    needs_attention = mk.strategy in ATTENTION_STRATEGIES
+
+    with autocast:
+        t_cls, t_patch, attn = state.teacher.teacher_forward(
+            globals_, cfg.attn_layer if needs_attention else None, with_patches=ibot)
+        grid = unwrap(state.student).backbone.grid(tuple(globals_.shape[-2:]))
+        masks = generate_masks(
+            attn if needs_attention else None, grid, mk.strategy, ratio=mk.pred_ratio, prob=mk.masking_prob,
+            show_max=mk.show_max, per_image_ratio=mk.per_image_ratio,
+            generator=mask_generator(cfg.seed, rank, step), batch_size=globals_.shape[0], device=globals_.device)
+        s_cls, s_patch = state.student(globals_, masks, locals_, patch_mode=patch_mode if ibot else "none")
+        if ibot:
+            out = state.loss(s_cls, s_patch, t_cls, t_patch, masks, values.teacher_temp, values.teacher_patch_temp)
+        else:
+            out = state.loss(s_cls, t_cls, values.teacher_temp)
+            out = {**out, "mim": torch.zeros((), device=globals_.device)}
+
+    state.optimizer.zero_grad(set_to_none=True)
+    out["loss"].backward()
+    clip_gradients(state.student, cfg.optim.clip_grad)
+    cancel_last_layer_grads(state.student, state.epoch, cfg.optim.freeze_last_layer)
+    state.optimizer.step()
+    ema_update(state.teacher, state.student, values.momentum)
+    state.step += 1
+    return {
+        "loss": out["loss"].detach(), "cls": out["cls"].detach(), "mim": out["mim"].detach(),
+        "masked_ratio": mask_ratio(masks),
+        "lr": torch.tensor(values.lr), "wd": torch.tensor(values.wd),
+        "momentum": torch.tensor(values.momentum), "teacher_temp": torch.tensor(values.teacher_temp),
+    }
