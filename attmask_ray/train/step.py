@@ -13,6 +13,7 @@ exactly the masks it would have drawn.
 from __future__ import annotations
 
 import contextlib
+from typing import Callable
 
 import torch
 
@@ -23,6 +24,10 @@ from attmask_ray.train.state import TrainingState, autocast_dtype
 ATTENTION_STRATEGIES = ("attmask_high", "attmask_low", "attmask_hint")
 
 
+def _no_mark(_name: str) -> None:
+    return None
+
+
 def mask_generator(seed: int, rank: int, step: int) -> torch.Generator:
     """CPU generator whose state is a pure function of (seed, rank, step)."""
     g = torch.Generator()
@@ -31,14 +36,17 @@ def mask_generator(seed: int, rank: int, step: int) -> torch.Generator:
 
 
 def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
-               patch_mode: str = "masked") -> dict[str, torch.Tensor]:
+               patch_mode: str = "masked", mark: Callable[[str], None] | None = None) -> dict[str, torch.Tensor]:
     """One AttMask/iBOT step on ``crops`` = [g1, g2, l1..lm] ([B,3,G,G] x2, [B,3,L,L] x m).
 
     ``patch_mode`` "masked" runs the student patch head on masked tokens only (same maths
     as "all", which is kept as the straightforward reference path).
+    ``mark(name)``, when given, is called at the end of each phase ("teacher", "masks",
+    "student", "loss", "backward", "optimizer") for profiling (it may synchronise).
     Returns detached scalar tensors: loss, cls, mim, masked_ratio, lr, wd, momentum,
     teacher_temp. Advances ``state.step``.
     """
+    mark = mark or _no_mark
     cfg, step = state.cfg, state.step
     values = state.schedules(step)
     apply_schedule(state.optimizer, values.lr, values.wd)
@@ -54,24 +62,30 @@ def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
     with autocast:
         t_cls, t_patch, attn = state.teacher.teacher_forward(
             globals_, cfg.attn_layer if needs_attention else None, with_patches=ibot)
+        mark("teacher")
         grid = unwrap(state.student).backbone.grid(tuple(globals_.shape[-2:]))
         masks = generate_masks(
             attn if needs_attention else None, grid, mk.strategy, ratio=mk.pred_ratio, prob=mk.masking_prob,
             show_max=mk.show_max, per_image_ratio=mk.per_image_ratio,
             generator=mask_generator(cfg.seed, rank, step), batch_size=globals_.shape[0], device=globals_.device)
+        mark("masks")
         s_cls, s_patch = state.student(globals_, masks, locals_, patch_mode=patch_mode if ibot else "none")
+        mark("student")
         if ibot:
             out = state.loss(s_cls, s_patch, t_cls, t_patch, masks, values.teacher_temp, values.teacher_patch_temp)
         else:
             out = state.loss(s_cls, t_cls, values.teacher_temp)
             out = {**out, "mim": torch.zeros((), device=globals_.device)}
 
+        mark("loss")
     state.optimizer.zero_grad(set_to_none=True)
     out["loss"].backward()
+    mark("backward")
     clip_gradients(state.student, cfg.optim.clip_grad)
     cancel_last_layer_grads(state.student, state.epoch, cfg.optim.freeze_last_layer)
     state.optimizer.step()
     ema_update(state.teacher, state.student, values.momentum)
+    mark("optimizer")
     state.step += 1
     return {
         "loss": out["loss"].detach(), "cls": out["cls"].detach(), "mim": out["mim"].detach(),

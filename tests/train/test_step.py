@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from attmask_ray.config import from_dict
+from attmask_ray.optim import unwrap
+from attmask_ray.train.state import TrainingState
+from attmask_ray.train.step import mask_generator, train_step
+from tests.conftest import TINY_MODEL
+
+
+def _cfg(**over):
+    base = dict(
+        model=dict(TINY_MODEL),
+        data=dict(global_crop_size=28, local_crop_size=12, local_crops_number=2, eval_resize=32),
+        optim=dict(epochs=100, batch_size=8, warmup_epochs=0, lr=0.05, freeze_last_layer=0, momentum_teacher=0.996),
+        loss=dict(warmup_teacher_temp=0.04, teacher_temp=0.04, warmup_teacher_patch_temp=0.04, teacher_patch_temp=0.04),
+        mask=dict(pred_ratio=(0.3, 0.3), masking_prob=1.0),
+    )
+    for section, values in over.items():
+        base.setdefault(section, {}).update(values)
+    return from_dict(base)
+
+
+def _crops(seed=0, b=8):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(b, 3, 28, 28, generator=g), torch.randn(b, 3, 28, 28, generator=g),
+            torch.randn(b, 3, 12, 12, generator=g), torch.randn(b, 3, 12, 12, generator=g)]
+
+
+def test_thirty_steps_on_a_fixed_batch_lower_the_loss():
+    state = TrainingState.build(_cfg(), steps_per_epoch=100)
+    crops = _crops()
+    losses = [train_step(state, crops)["loss"].item() for _ in range(30)]
+    assert state.step == 30
+    assert sum(losses[-5:]) / 5 < losses[0] - 1.0, losses
+
+
+def test_same_seed_gives_same_masks_and_loss():
+    runs = []
+    for _ in range(2):
+        state = TrainingState.build(_cfg(mask=dict(strategy="attmask_hint", pred_ratio=(0.1, 0.5), masking_prob=0.5)),
+                                    steps_per_epoch=100)
+        torch.manual_seed(123)  # drop path draws
+        runs.append([train_step(state, _crops())["loss"] for _ in range(3)])
+    torch.testing.assert_close(torch.stack(runs[0]), torch.stack(runs[1]), rtol=0, atol=0)
+
+
+def test_mask_generator_is_a_function_of_seed_rank_step():
+    a = torch.rand(5, generator=mask_generator(0, 1, 7))
+    assert torch.equal(a, torch.rand(5, generator=mask_generator(0, 1, 7)))
+    assert not torch.equal(a, torch.rand(5, generator=mask_generator(0, 1, 8)))
+    assert not torch.equal(a, torch.rand(5, generator=mask_generator(0, 0, 7)))
+
+
+def _grads_after_step(state, crops, patch_mode):
+    torch.manual_seed(0)
+    out = train_step(state, crops, patch_mode=patch_mode)
+    grads = {n: p.grad.clone() for n, p in unwrap(state.student).named_parameters() if p.grad is not None}
+    return out, grads, state.loss.center_patch.center.clone(), state.loss.center.center.clone()
+
+
+@pytest.mark.parametrize("strategy", ["attmask_high", "block"])
+def test_head_on_masked_tokens_equals_head_on_all_tokens(strategy):
+    cfg = _cfg(mask=dict(strategy=strategy, pred_ratio=(0.2, 0.4), masking_prob=0.5),
+               optim=dict(clip_grad=0.0))
+    state_a = TrainingState.build(cfg, steps_per_epoch=100)
+    state_b = copy.deepcopy(state_a)
+    crops = _crops(1)
+    out_a, grads_a, cp_a, c_a = _grads_after_step(state_a, crops, "masked")
+    out_b, grads_b, cp_b, c_b = _grads_after_step(state_b, crops, "all")
+    for key in ("loss", "cls", "mim", "masked_ratio"):
+        torch.testing.assert_close(out_a[key], out_b[key], rtol=1e-5, atol=1e-6)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-4, atol=1e-6, msg=name)
+    torch.testing.assert_close(cp_a, cp_b)
+    torch.testing.assert_close(c_a, c_b)
+
+
+def test_dino_variant_has_no_mim_and_trains():
+    state = TrainingState.build(_cfg(loss=dict(variant="dino")), steps_per_epoch=100)
+    out = train_step(state, _crops())
+    assert out["mim"].item() == 0.0
+    assert torch.isfinite(out["loss"])
+    assert out["masked_ratio"].item() == pytest.approx(14 / 49)  # AttMask still masks the global views
+
+
+def test_teacher_is_ema_of_student_and_last_layer_frozen_in_epoch_zero():
+    cfg = _cfg(optim=dict(freeze_last_layer=1, momentum_teacher=0.9))
+    state = TrainingState.build(cfg, steps_per_epoch=100)
+    last = "head.last_layer.parametrizations.weight.original1"
+    before_last = dict(unwrap(state.student).named_parameters())[last].detach().clone()
+    teacher_before = {n: p.clone() for n, p in state.teacher.named_parameters()}
+    train_step(state, _crops())
+    student = dict(unwrap(state.student).named_parameters())
+    torch.testing.assert_close(student[last], before_last)  # no gradient in epoch 0
+    m = state.schedules(0).momentum
+    for n, p in state.teacher.named_parameters():
+        torch.testing.assert_close(p, m * teacher_before[n] + (1 - m) * student[n].detach())
+
+
+def test_attmask_uses_the_configured_teacher_layer(monkeypatch):
+    import attmask_ray.train.step as step_mod
+
+    seen = {}
+    real = step_mod.generate_masks
+
+    def spy(scores, grid, strategy, **kw):
+        seen["scores"], seen["grid"] = scores, grid
+        return real(scores, grid, strategy, **kw)
+
+    monkeypatch.setattr(step_mod, "generate_masks", spy)
+    state = TrainingState.build(_cfg(mask=dict(attn_layer=2)), steps_per_epoch=100)
+    crops = _crops()
+    expected = state.teacher.backbone(torch.cat(crops[:2]), attn_layer=2)[1]
+    train_step(state, crops)
+    assert seen["grid"] == (7, 7)
+    torch.testing.assert_close(seen["scores"], expected)
