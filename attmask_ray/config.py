@@ -193,6 +193,7 @@ class EvalConfig:
     linear_epochs: int = 100  # linear probe epochs (SPEC §6)
     linear_lr: float = 1e-3  # linear probe base lr (scaled by batch/256)
     linear_batch_size: int = 256
+    linear_mode: str = "fast"  # "fast": cached centre-crop features, no augmentation; "full": RandomResizedCrop+flip each epoch (SPEC §6)
     masked_ratios: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7)  # Table A11
     batch_size: int = 256  # feature-extraction batch
     num_cpus: float = 1.0  # Ray resources per evaluation task
@@ -206,6 +207,7 @@ class EvalConfig:
         _check(all(n >= 1 for n in self.fewshot_nu) and self.fewshot_tries >= 1, "eval.fewshot_nu and fewshot_tries must be >= 1")
         _check(all(0.0 <= r < 1.0 for r in self.masked_ratios), f"eval.masked_ratios must be in [0, 1), got {self.masked_ratios}")
         _check(self.batch_size >= 1 and self.knn_chunk >= 1 and self.linear_batch_size >= 1, "eval batch sizes must be >= 1")
+        _check(self.linear_mode in ("fast", "full"), f"eval.linear_mode must be 'fast' or 'full', got {self.linear_mode!r}")
         _check(self.num_cpus >= 0 and self.num_gpus >= 0, "eval.num_cpus/num_gpus must be >= 0")
 
 
