@@ -1,0 +1,150 @@
+"""FFCV decoder that decodes each image ONCE and cuts every multi-crop view from it.
+
+One FFCV pipeline per crop would decode the JPEG 2 + m times; this single numba operation
+decodes once into a scratch buffer, then writes 2 global + m local RandomResizedCrops
+(area/linear resize via FFCV's OpenCV ``resize_crop``) into one flat uint8 row per sample:
+
+    row = [global_1 (G*G*3) | global_2 (G*G*3) | local_1 (L*L*3) | ... | local_m (L*L*3)]
+
+each crop stored HWC. :func:`split_crops` turns a batch of rows into [B, 3, S, S] views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+import torch
+from ffcv.fields.rgb_image import IMAGE_MODES, get_center_crop, get_random_crop
+from ffcv.libffcv import imdecode, resize_crop
+from ffcv.pipeline.allocation_query import AllocationQuery
+from ffcv.pipeline.compiler import Compiler
+from ffcv.pipeline.operation import Operation
+from ffcv.pipeline.state import State
+
+RATIO = (3.0 / 4.0, 4.0 / 3.0)  # RandomResizedCrop aspect-ratio range (torchvision default)
+
+
+def crop_layout(global_size: int, local_size: int, n_local: int) -> list[tuple[int, int]]:
+    """[(byte offset, side)] of each crop inside a row: 2 globals then ``n_local`` locals."""
+    sides = [global_size, global_size] + [local_size] * n_local
+    out, off = [], 0
+    for s in sides:
+        out.append((off, s))
+        off += s * s * 3
+    return out
+
+
+def split_crops(rows: torch.Tensor, layout: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """rows [B, K] uint8 -> list of crops [B, 3, S, S] uint8 (views, channels-last strides)."""
+    b = rows.shape[0]
+    return [rows[:, off:off + s * s * 3].view(b, s, s, 3).permute(0, 3, 1, 2) for off, s in layout]
+
+
+class _DecodeOnce(Operation):
+    """Shared plumbing: scratch buffer for one full decode per sample."""
+
+    def __init__(self, row_bytes: int):
+        super().__init__()
+        self.row_bytes = row_bytes
+
+    def declare_state_and_memory(self, previous_state: State) -> tuple[State, tuple[AllocationQuery, AllocationQuery]]:
+        max_w = np.uint64(self.metadata["width"].max())
+        max_h = np.uint64(self.metadata["height"].max())
+        out = (self.row_bytes,)
+        u8 = np.dtype("<u1")
+        return (replace(previous_state, jit_mode=True, shape=out, dtype=u8),
+                (AllocationQuery(out, u8), AllocationQuery((max_h * max_w * np.uint64(3),), u8)))
+
+
+class MultiCropDecoder(_DecodeOnce):
+    """Decode once, emit 2 global (scale ``global_scale``) + ``n_local`` local crops per sample.
+
+    Output per batch: [B, 2*G*G*3 + n_local*L*L*3] uint8 (see :func:`crop_layout`).
+    """
+
+    def __init__(self, global_size: int, local_size: int, n_local: int,
+                 global_scale: tuple[float, float], local_scale: tuple[float, float]):
+        self.layout = crop_layout(global_size, local_size, n_local)
+        off, s = self.layout[-1]
+        super().__init__(off + s * s * 3)
+        self.global_size, self.local_size, self.n_local = global_size, local_size, n_local
+        self.global_scale, self.local_scale = np.array(global_scale), np.array(local_scale)
+
+    def generate_code(self) -> Callable:
+        mem_read = self.memory_read
+        my_range = Compiler.get_iterator()
+        imdecode_c = Compiler.compile(imdecode)
+        resize_crop_c = Compiler.compile(resize_crop)
+        crop_c = Compiler.compile(get_random_crop)
+        jpg = IMAGE_MODES["jpg"]
+        gs, ls, n_local = self.global_size, self.local_size, self.n_local
+        gscale, lscale, ratio = self.global_scale, self.local_scale, np.array(RATIO)
+        gbytes, lbytes = gs * gs * 3, ls * ls * 3
+
+        def decode(batch_indices, my_storage, metadata, storage_state):
+            destination, temp_storage = my_storage
+            for dst_ix in my_range(len(batch_indices)):
+                field = metadata[batch_indices[dst_ix]]
+                image_data = mem_read(field["data_ptr"], storage_state)
+                height = np.uint32(field["height"])
+                width = np.uint32(field["width"])
+                if field["mode"] == jpg:
+                    buf = temp_storage[dst_ix]
+                    imdecode_c(image_data, buf, height, width, height, width, 0, 0, 1, 1, False, False)
+                    image = buf[:3 * height * width].reshape(height, width, 3)
+                else:
+                    image = image_data.reshape(height, width, 3)
+                row = destination[dst_ix]
+                for c in range(2):
+                    i, j, h, w = crop_c(height, width, gscale, ratio)
+                    resize_crop_c(image, i, i + h, j, j + w, row[c * gbytes:(c + 1) * gbytes].reshape(gs, gs, 3))
+                for c in range(n_local):
+                    o = 2 * gbytes + c * lbytes
+                    i, j, h, w = crop_c(height, width, lscale, ratio)
+                    resize_crop_c(image, i, i + h, j, j + w, row[o:o + lbytes].reshape(ls, ls, 3))
+            return destination[:len(batch_indices)]
+
+        decode.is_parallel = True
+        return decode
+
+
+class CenterCropDecoder(_DecodeOnce):
+    """Eval view: resize shorter side to ``resize`` then centre-crop ``size`` (one resample).
+
+    Output per batch: [B, size*size*3] uint8 (HWC).
+    """
+
+    def __init__(self, size: int, resize: int):
+        super().__init__(size * size * 3)
+        self.size, self.ratio = size, size / resize
+
+    def generate_code(self) -> Callable:
+        mem_read = self.memory_read
+        my_range = Compiler.get_iterator()
+        imdecode_c = Compiler.compile(imdecode)
+        resize_crop_c = Compiler.compile(resize_crop)
+        crop_c = Compiler.compile(get_center_crop)
+        jpg = IMAGE_MODES["jpg"]
+        size, ratio = self.size, self.ratio
+
+        def decode(batch_indices, my_storage, metadata, storage_state):
+            destination, temp_storage = my_storage
+            for dst_ix in my_range(len(batch_indices)):
+                field = metadata[batch_indices[dst_ix]]
+                image_data = mem_read(field["data_ptr"], storage_state)
+                height = np.uint32(field["height"])
+                width = np.uint32(field["width"])
+                if field["mode"] == jpg:
+                    buf = temp_storage[dst_ix]
+                    imdecode_c(image_data, buf, height, width, height, width, 0, 0, 1, 1, False, False)
+                    image = buf[:3 * height * width].reshape(height, width, 3)
+                else:
+                    image = image_data.reshape(height, width, 3)
+                i, j, h, w = crop_c(height, width, None, ratio)
+                resize_crop_c(image, i, i + h, j, j + w, destination[dst_ix].reshape(size, size, 3))
+            return destination[:len(batch_indices)]
+
+        decode.is_parallel = True
+        return decode
