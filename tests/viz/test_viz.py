@@ -16,7 +16,6 @@ from attmask_ray.viz import (cls_attention, cls_attention_per_head, denormalise,
 from attmask_ray.viz.cli import main
 from attmask_ray.viz.inputs import normalise, square_crop
 from attmask_ray.viz.render import grey_out, to_uint8, upscale
-from tests.conftest import TINY_MODEL
 
 SIZE = 28  # tiny model: patch 4 -> 7x7 grid
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -32,10 +31,10 @@ def photos() -> torch.Tensor:
     return normalise(crops, d.mean, d.std)
 
 
-@pytest.fixture(scope="module")
-def backbone():
+@pytest.fixture
+def backbone(tiny_model_cfg: ModelConfig):
     torch.manual_seed(0)
-    return build_backbone(ModelConfig(**TINY_MODEL), SIZE, student=False).eval()
+    return build_backbone(tiny_model_cfg, SIZE, student=False).eval()
 
 
 def read_png(path) -> np.ndarray:
