@@ -1,0 +1,136 @@
+"""Frozen-backbone feature extraction, shared by every evaluation.
+
+Kinds of feature (SPEC §6):
+  * ``"cls"``  last-layer [CLS] after the final norm: [N, D] (k-NN, few-shot, masked).
+  * ``"gap"``  global average pooling of the normed patch tokens: [N, D] (Table A10).
+  * ``"cls4"`` concatenated [CLS] of the last 4 blocks after the final norm: [N, 4*D]
+    (linear probe).
+Features are returned UN-normalised in float32 on the CPU; k-NN normalises them itself.
+Extraction takes any iterable of ``(images [B, 3, H, W], labels [B], ...)`` batches, so
+it runs on the FFCV eval loader, a list of tensors or anything in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+from attmask_ray.models import MaskedViT
+
+KINDS = ("cls", "gap", "cls4")
+
+
+class EvalError(ValueError):
+    """Evaluation input is wrong (empty split, class mismatch, bad option); one line naming the fix."""
+
+
+@dataclass
+class Features:
+    """Features of one split: ``feats[kind]`` [N, D_kind] float32, ``labels`` [N] int64.
+
+    ``attn`` [N, n] holds the last-layer [CLS] attention over patches when requested.
+    """
+
+    feats: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    attn: torch.Tensor | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, kind: str) -> torch.Tensor:
+        if kind not in self.feats:
+            raise EvalError(f"feature kind {kind!r} was not extracted (have: {', '.join(self.feats) or 'none'})")
+        return self.feats[kind]
+
+
+def autocast_context(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; a no-op on the CPU (CPU bf16 would change the numbers, not speed them)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def backbone_features(backbone: MaskedViT, images: torch.Tensor, kinds: Sequence[str],
+                      with_attn: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """One no-grad forward. images: [B, 3, H, W] -> ({kind: [B, D_kind] float32}, attn [B, n] or None)."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise EvalError(f"unknown feature kind(s) {unknown}; allowed: {', '.join(KINDS)}")
+    out: dict[str, torch.Tensor] = {}
+    attn = None
+    with autocast_context(images.device):
+        if "cls" in kinds or "gap" in kinds or with_attn:
+            tokens, attn = backbone(images, attn_layer=backbone.depth if with_attn else None)
+            if "cls" in kinds:
+                out["cls"] = tokens[:, 0].float()
+            if "gap" in kinds:
+                out["gap"] = tokens[:, 1:].float().mean(dim=1)
+        if "cls4" in kinds:
+            out["cls4"] = backbone.intermediate_cls(images, n_last=min(4, backbone.depth)).float()
+    return out, attn
+
+
+@torch.no_grad()
+def extract_features(backbone: MaskedViT, batches: Iterable[Sequence[torch.Tensor]],
+                     kinds: Sequence[str] = ("cls",), device: str | torch.device = "cpu",
+                     with_attn: bool = False, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                     name: str = "split") -> Features:
+    """Run ``backbone`` (eval mode, no grad, autocast on CUDA) over every batch.
+
+    batches: iterable of ``(images [B, 3, H, W], labels [B], ...)``; extra items ignored.
+    transform: optional ``images -> images`` applied on the device before the forward.
+    Returns :class:`Features` with ``feats[kind]`` [N, D_kind] float32 on the CPU.
+    """
+    device = torch.device(device)
+    backbone.eval()
+    chunks: dict[str, list[torch.Tensor]] = {k: [] for k in kinds}
+    labels: list[torch.Tensor] = []
+    attns: list[torch.Tensor] = []
+    for batch in batches:
+        images, y = batch[0], batch[1]
+        images = images.to(device, non_blocking=True).float()
+        if transform is not None:
+            images = transform(images)
+        out, attn = backbone_features(backbone, images, kinds, with_attn)
+        for k in kinds:
+            chunks[k].append(out[k].cpu())
+        labels.append(torch.as_tensor(y).view(-1).long().cpu())
+        if attn is not None:
+            attns.append(attn.float().cpu())
+    if not labels or sum(len(y) for y in labels) == 0:
+        raise EvalError(f"the {name} split yielded no images: check the dataset path and that it holds samples")
+    return Features({k: torch.cat(v) for k, v in chunks.items()}, torch.cat(labels),
+                    torch.cat(attns) if attns else None)
+
+
+def tensor_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """In-memory stand-in for the eval loader: [(images [b,3,H,W], labels [b], indices [b]), ...]."""
+    idx = torch.arange(len(labels))
+    return [(images[i:i + batch_size], labels[i:i + batch_size], idx[i:i + batch_size])
+            for i in range(0, len(labels), batch_size)]
+
+
+def tensor_loader(path: str, data_cfg: Any, batch_size: int, *,
+                  datasets: dict[str, tuple[torch.Tensor, torch.Tensor]], **_: Any) -> list[tuple[torch.Tensor, ...]]:
+    """A ``loader_factory`` over in-memory splits keyed by path (tests, notebooks).
+
+    Use as ``functools.partial(tensor_loader, datasets={"train": (x, y), "val": (x, y)})``;
+    it pickles by value, so Ray tasks on any worker can call it.
+    """
+    if path not in datasets:
+        raise EvalError(f"no in-memory split named {path!r} (have: {', '.join(datasets)})")
+    images, labels = datasets[path]
+    return tensor_batches(images, labels, batch_size)
+
+
+def default_loader(path: str, data_cfg: Any, batch_size: int, device: str | torch.device = "cpu") -> Iterable:
+    """The project's FFCV eval loader (resize + centre crop, normalised)."""
+    from attmask_ray.data import build_eval_loader  # the data layer may be absent in unit tests
+
+    return build_eval_loader(path, data_cfg, batch_size, device=str(device))

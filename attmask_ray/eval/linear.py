@@ -1,0 +1,171 @@
+"""Linear probe on frozen features (SPEC §6, DINO's ``eval_linear`` recipe).
+
+Features: concatenated [CLS] of the last 4 blocks after the final norm ("cls4").
+Classifier: one ``nn.Linear`` (weight ~ N(0, 0.01), bias 0); SGD momentum 0.9, no
+weight decay, lr = base_lr * batch / 256, cosine annealing to 0 over the epochs
+(stepped per epoch); validation after every epoch; the BEST val top-1 is reported.
+
+Two modes:
+  * ``fast`` (:func:`train_linear`): cached centre-crop features, no augmentation.
+  * ``full`` (:func:`train_linear_augmented`): every epoch the train images go through
+    RandomResizedCrop(scale 0.08-1, ratio 3/4-4/3) + horizontal flip on the device,
+    then the frozen backbone. The crop is cut from the eval loader's output (resized,
+    centre-cropped, normalised image), not from the original full image: the loader
+    contract gives us no other view. Val features are cached (the backbone is frozen,
+    so they equal a per-epoch centre-crop pass).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from attmask_ray.eval.features import EvalError, backbone_features
+from attmask_ray.models import MaskedViT
+
+
+def make_linear(in_dim: int, num_classes: int) -> nn.Linear:
+    """nn.Linear with DINO's init: weight ~ N(0, 0.01), bias 0."""
+    layer = nn.Linear(in_dim, num_classes)
+    nn.init.normal_(layer.weight, mean=0.0, std=0.01)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+@torch.no_grad()
+def accuracy(layer: nn.Linear, feats: torch.Tensor, labels: torch.Tensor, batch: int = 4096) -> tuple[float, float]:
+    """(top1 %, top5 %) of ``layer`` on feats [N, D], labels [N]."""
+    c1 = c5 = 0
+    device = layer.weight.device
+    for i in range(0, len(labels), batch):
+        logits = layer(feats[i:i + batch].to(device))
+        y = labels[i:i + batch].to(device).view(-1, 1)
+        pred = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        c1 += int(pred[:, :1].eq(y).sum())
+        c5 += int(pred.eq(y).any(1).sum())
+    return 100.0 * c1 / len(labels), 100.0 * c5 / len(labels)
+
+
+def _check(train_labels: torch.Tensor, val_labels: torch.Tensor, num_classes: int) -> None:
+    if len(train_labels) == 0:
+        raise EvalError("linear probe: the train split is empty")
+    if len(val_labels) == 0:
+        raise EvalError("linear probe: the validation split is empty")
+    top = max(int(train_labels.max()), int(val_labels.max()))
+    if top >= num_classes:
+        raise EvalError(f"linear probe: labels reach {top} but num_classes={num_classes}: train and val must share one class list")
+
+
+def _fit(layer: nn.Linear, epochs: int, lr: float, batch_size: int,
+         epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+         val_feats: torch.Tensor, val_labels: torch.Tensor) -> dict[str, float]:
+    opt = torch.optim.SGD(layer.parameters(), lr=lr * batch_size / 256, momentum=0.9, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=0.0)
+    best = (-1.0, 0.0, 0)
+    last = (0.0, 0.0)
+    device = layer.weight.device
+    for epoch in range(epochs):
+        layer.train()
+        for x, y in epoch_batches(epoch):
+            loss = F.cross_entropy(layer(x.to(device)), y.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sched.step()
+        layer.eval()
+        last = accuracy(layer, val_feats, val_labels)
+        if last[0] > best[0]:
+            best = (last[0], last[1], epoch + 1)
+    return {"linear_top1": best[0], "linear_top5": best[1], "linear_best_epoch": float(best[2]),
+            "linear_last_top1": last[0]}
+
+
+def train_linear(train_feats: torch.Tensor, train_labels: torch.Tensor, val_feats: torch.Tensor,
+                 val_labels: torch.Tensor, num_classes: int, epochs: int = 100, lr: float = 1e-3,
+                 batch_size: int = 256, seed: int = 0, device: str | torch.device = "cpu") -> dict[str, float]:
+    """Fast mode on cached features. train_feats [N, D], val_feats [M, D], labels [N]/[M].
+
+    Returns {"linear_top1": best val top-1 %, "linear_top5": top-5 % at that epoch,
+    "linear_best_epoch": 1-based, "linear_last_top1": %}.
+    """
+    _check(train_labels, val_labels, num_classes)
+    torch.manual_seed(seed)
+    layer = make_linear(train_feats.shape[1], num_classes).to(device)
+    g = torch.Generator().manual_seed(seed)
+    train_labels = train_labels.long()
+
+    def batches(_epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        perm = torch.randperm(len(train_labels), generator=g)
+        for i in range(0, len(perm), batch_size):
+            j = perm[i:i + batch_size]
+            yield train_feats[j], train_labels[j]
+
+    return _fit(layer, epochs, lr, batch_size, batches, val_feats, val_labels.long())
+
+
+def random_resized_crop_flip(images: torch.Tensor, scale: tuple[float, float] = (0.08, 1.0),
+                             ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                             generator: torch.Generator | None = None) -> torch.Tensor:
+    """torchvision's RandomResizedCrop + RandomHorizontalFlip, per image, on a tensor batch.
+
+    images: [B, C, H, W] -> [B, C, H, W] (each image cropped then resized bilinearly back).
+    """
+    b, _, h, w = images.shape
+    area = h * w
+    out = torch.empty_like(images)
+    log_r = (math.log(ratio[0]), math.log(ratio[1]))
+    for i in range(b):
+        ch, cw, top, left = h, w, 0, 0
+        for _ in range(10):
+            target = area * (scale[0] + (scale[1] - scale[0]) * float(torch.rand(1, generator=generator)))
+            ar = math.exp(log_r[0] + (log_r[1] - log_r[0]) * float(torch.rand(1, generator=generator)))
+            cw_ = int(round(math.sqrt(target * ar)))
+            ch_ = int(round(math.sqrt(target / ar)))
+            if 0 < cw_ <= w and 0 < ch_ <= h:
+                ch, cw = ch_, cw_
+                top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+                left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+                break
+        crop = images[i:i + 1, :, top:top + ch, left:left + cw]
+        crop = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        if float(torch.rand(1, generator=generator)) < 0.5:
+            crop = crop.flip(-1)
+        out[i:i + 1] = crop
+    return out
+
+
+def train_linear_augmented(backbone: MaskedViT, train_loader: Callable[[], Iterable[Sequence[torch.Tensor]]],
+                           val_feats: torch.Tensor, val_labels: torch.Tensor, num_classes: int,
+                           epochs: int = 100, lr: float = 1e-3, batch_size: int = 256, seed: int = 0,
+                           device: str | torch.device = "cpu") -> dict[str, float]:
+    """Full mode: frozen backbone on augmented train images each epoch.
+
+    train_loader: () -> iterable of (images [B, 3, G, G], labels [B], ...), called once per
+    epoch; val_feats: cached "cls4" features [M, 4*D]. Returns the same keys as train_linear.
+    """
+    device = torch.device(device)
+    if len(val_labels) == 0:
+        raise EvalError("linear probe: the validation split is empty")
+    torch.manual_seed(seed)
+    layer = make_linear(val_feats.shape[1], num_classes).to(device)
+    g = torch.Generator().manual_seed(seed)
+    backbone.eval()
+
+    def batches(_epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        seen = 0
+        for batch in train_loader():
+            images = random_resized_crop_flip(batch[0].to(device).float(), generator=g)
+            feats, _ = backbone_features(backbone, images, ("cls4",))
+            y = torch.as_tensor(batch[1]).long().view(-1)
+            if int(y.max()) >= num_classes:
+                raise EvalError(f"linear probe: train labels reach {int(y.max())} but num_classes={num_classes}")
+            seen += len(y)
+            yield feats["cls4"], y
+        if seen == 0:
+            raise EvalError("linear probe: the train split is empty")
+
+    return _fit(layer, epochs, lr, batch_size, batches, val_feats, val_labels.long())
