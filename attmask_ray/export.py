@@ -1,0 +1,73 @@
+"""Export a checkpoint's backbone as a plain timm state dict.
+
+    python -m attmask_ray.export CKPT OUT.pth [--student]
+
+writes ``OUT.pth`` (the timm ViT ``state_dict``: no mask token, no head) and
+``OUT.json`` ({"model_name": ..., "kwargs": {...}}) and prints how to load it::
+
+    model = timm.create_model(name, pretrained=False, **kwargs)
+    model.load_state_dict(torch.load("OUT.pth"), strict=True)
+
+``model.forward_features(x)`` then equals our backbone's tokens (after the final norm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attmask_ray.config import ExperimentConfig
+from attmask_ray.train.checkpoint import CheckpointError, load_checkpoint
+
+
+def timm_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The ``timm.create_model`` kwargs that rebuild our backbone exactly (no classifier)."""
+    m = cfg.model
+    kwargs: dict[str, Any] = {"num_classes": 0, "img_size": cfg.data.global_crop_size, "patch_size": m.patch_size,
+                              "dynamic_img_size": True}
+    for name in ("depth", "embed_dim", "num_heads"):
+        if getattr(m, name) is not None:
+            kwargs[name] = getattr(m, name)
+    return kwargs
+
+
+def export_backbone(checkpoint: str | Path, out: str | Path, which: str = "teacher") -> tuple[Path, Path, dict[str, Any]]:
+    """Write ``out`` (timm state dict) and ``out`` with suffix .json; returns (pth, json, spec)."""
+    ckpt = load_checkpoint(checkpoint)
+    backbone = ckpt.backbone(which, "cpu")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().clone() for k, v in backbone.vit.state_dict().items()}
+    torch.save(state, out)
+    spec = {"model_name": ckpt.config.model.arch, "kwargs": timm_kwargs(ckpt.config), "which": which,
+            "checkpoint": str(ckpt.path), "step": ckpt.step}
+    meta = out.with_suffix(".json")
+    meta.write_text(json.dumps(spec, indent=2) + "\n")
+    return out, meta, spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m attmask_ray.export", description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", help="checkpoint directory (holding state.pt) or the state.pt file")
+    parser.add_argument("out", help="output .pth file; the timm kwargs go to the same name with .json")
+    parser.add_argument("--student", action="store_true", help="export the student backbone instead of the teacher")
+    args = parser.parse_args(argv)
+    try:
+        pth, meta, spec = export_backbone(args.checkpoint, args.out, "student" if args.student else "teacher")
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in spec["kwargs"].items())
+    print(f"wrote {pth} ({spec['which']} backbone, step {spec['step']}) and {meta}")
+    print(f"load: model = timm.create_model({spec['model_name']!r}, pretrained=False, {kwargs}); "
+          f"model.load_state_dict(torch.load({str(pth)!r}), strict=True)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Eval fixtures: a tiny checkpoint, in-memory splits, and one shared local Ray cluster."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+
+from attmask_ray.config import EvalConfig
+from attmask_ray.eval.features import tensor_loader
+from attmask_ray.train.checkpoint import save_checkpoint
+from attmask_ray.train.state import TrainingState
+
+from tests.eval.toy import tiny_config, toy_split
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    cfg = tiny_config()
+    state = TrainingState.build(cfg, steps_per_epoch=1)
+    directory = tmp_path_factory.mktemp("ckpt") / "checkpoint_000000"
+    save_checkpoint(directory, state.state_dict(), cfg, metrics={"epoch": 0})
+    return directory
+
+
+@pytest.fixture(scope="session")
+def toy_loader():
+    return functools.partial(tensor_loader, datasets={"train": toy_split(12, 0), "val": toy_split(5, 1)})
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local 2-CPU cluster for the whole session; shuts down only the one it started."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture
+def eval_cfg() -> EvalConfig:
+    return tiny_config().eval
