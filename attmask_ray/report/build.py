@@ -1,0 +1,91 @@
+"""Assemble the report: Table 1 layout + plots -> ``report.md`` (+ PNGs) in one folder."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attmask_ray.report.plots import Plot, metric_vs_epoch, metric_vs_knob
+from attmask_ray.report.tables import (ReportError, Summary, knob_label, missing_notes, summarise,
+                                       swept_knobs, table_metrics, to_markdown, trial_finals)
+from attmask_ray.results import FILENAME, read_results
+
+REPORT_DIR = "report"  # default output folder inside the experiment folder
+REPORT_FILE = "report.md"
+
+
+@dataclass
+class Report:
+    """What :func:`make_report` wrote and found."""
+
+    markdown: Path  # report.md
+    summary: Summary  # the Table 1 rows
+    plots: dict[str, Plot] = field(default_factory=dict)  # name -> PNG + series labels
+    notes: list[str] = field(default_factory=list)  # missing metrics, skipped plots, ...
+    n_trials: int = 0
+
+
+def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
+                metric: str = "knn_top1") -> Report:
+    """Read ``experiment_dir/results.parquet``; write report.md and the PNG plots to ``out_dir``
+    (default ``experiment_dir/report``). ``metric`` is the one plotted (vs epoch and vs knobs).
+
+    Missing metric columns are noted in the report (cells '-'), never raised.
+    Raises ReportError when there is no usable results table.
+    """
+    experiment_dir = Path(experiment_dir)
+    try:
+        df = read_results(experiment_dir)
+    except FileNotFoundError as exc:
+        raise ReportError(str(exc)) from exc
+    if df.empty:
+        raise ReportError(f"{experiment_dir / FILENAME} has no rows yet; wait for the first evaluation")
+    out = Path(out_dir) if out_dir is not None else experiment_dir / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+
+    metrics = table_metrics(df)
+    wanted = [m for m, _ in metrics] + ([metric] if metric not in [m for m, _ in metrics] else [])
+    trials = trial_finals(df, wanted)
+    knobs = swept_knobs(trials)
+    summary = summarise(trials, metrics, knobs)
+    notes = missing_notes(summary.missing)
+    plots: dict[str, Plot] = {}
+    if metric not in df.columns:
+        notes.append(f"plotted metric {metric!r} is not in results.parquet: no plots "
+                     f"(metric columns present: {', '.join(metric_columns(df)) or 'none'})")
+    else:
+        plots["epoch"] = metric_vs_epoch(df, trials, summary.keys, metric, out / f"{metric}_vs_epoch.png", knobs)
+        for knob in knobs:
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", knob_label(knob))
+            plots[knob] = metric_vs_knob(trials, knob, metric, out / f"{metric}_vs_{name}.png", knobs)
+    report = Report(out / REPORT_FILE, summary, plots, notes, n_trials=len(trials))
+    report.markdown.write_text(render_markdown(report, experiment_dir, metric, knobs))
+    return report
+
+
+def build_report(experiment_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write the experiment's report (see :func:`make_report`); returns the path of report.md."""
+    return make_report(experiment_dir, out_dir).markdown
+
+
+def metric_columns(df) -> list[str]:
+    fixed = {"trial_id", "epoch", "step", "source", "checkpoint"}
+    return [c for c in df.columns if c not in fixed and not c.startswith("config/")]
+
+
+def render_markdown(report: Report, experiment_dir: Path, metric: str, knobs: list[str]) -> str:
+    lines = [f"# Report: {experiment_dir.name}", "",
+             f"`{experiment_dir / FILENAME}`: {report.n_trials} trials. "
+             f"Swept knobs: {', '.join(knob_label(k) for k in knobs) or 'none'}. "
+             "Cells are the final value per trial, mean ± std (sample std) over seeds when there are several.", "",
+             "## Results (paper Table 1 layout)", "", to_markdown(report.summary), ""]
+    if report.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
+    if "epoch" in report.plots:
+        lines += [f"## {metric} vs epoch (paper Fig. 4)", "", f"![{metric} vs epoch]({report.plots['epoch'].path.name})", ""]
+    knob_plots = [(k, p) for k, p in report.plots.items() if k != "epoch"]
+    if knob_plots:
+        lines += [f"## {metric} vs swept knobs (paper Table 9 as curves)", ""]
+        lines += [f"![{metric} vs {knob_label(k)}]({p.path.name})" for k, p in knob_plots] + [""]
+    return "\n".join(lines)

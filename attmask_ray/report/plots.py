@@ -1,0 +1,108 @@
+"""Report plots: metric vs epoch per configuration (paper Fig. 4) and metric vs each swept knob
+(paper Table 9 as curves). Each function returns the PNG path and its series labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from attmask_ray.report.tables import STRATEGY, knob_label, sort_key  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Plot:
+    path: Path
+    series: list[str]  # one label per drawn line, in legend order
+
+
+def group_label(keys: list[str], values: tuple, shown: list[str]) -> str:
+    """Label of one configuration from the values of the ``shown`` (swept) keys."""
+    parts = [str(v) if k == STRATEGY else f"{knob_label(k).split('.')[-1]}={v}"
+             for k, v in zip(keys, values) if k in shown]
+    return ", ".join(parts) or "all trials"
+
+
+def metric_vs_epoch(df: pd.DataFrame, trials: pd.DataFrame, keys: list[str], metric: str,
+                    out: Path, shown: list[str] | None = None) -> Plot:
+    """Mean (± std band over seeds) of ``metric`` per epoch, one line per table row (Fig. 4).
+
+    df: the raw results rows; trials: one row per trial with the key columns; shown: the
+    keys named in the legend (default all keys; the swept knobs in reports).
+    """
+    shown = keys if shown is None else shown
+    rows = df[df[metric].notna()][["trial_id", "epoch", metric]] if "epoch" in df else df.iloc[:0]
+    per_trial = rows.groupby(["trial_id", "epoch"], as_index=False)[metric].last()
+    per_trial = per_trial.merge(trials[["trial_id"] + keys], on="trial_id")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    labels: list[str] = []
+    groups = per_trial.groupby(keys, dropna=False, sort=False) if keys else [((), per_trial)]
+    groups = sorted(groups, key=lambda g: tuple(sort_key(k, v) for k, v in zip(keys, _tuple(g[0]))))
+    for values, frame in groups:
+        curve = frame.groupby("epoch")[metric].agg(["mean", "std", "count"]).sort_index()
+        label = group_label(keys, _tuple(values), shown)
+        line, = ax.plot(curve.index, curve["mean"], marker="o", markersize=3, label=label)
+        if (curve["count"] > 1).any():
+            std = curve["std"].fillna(0)
+            ax.fill_between(curve.index, curve["mean"] - std, curve["mean"] + std, color=line.get_color(), alpha=0.2)
+        labels.append(label)
+    ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} vs epoch (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    if labels:
+        ax.legend(fontsize=8)
+    return _save(fig, out, labels)
+
+
+def metric_vs_knob(trials: pd.DataFrame, knob: str, metric: str, out: Path,
+                   other_knobs: list[str]) -> Plot:
+    """Final ``metric`` (mean ± std over trials) against the values of one swept knob.
+
+    One series per strategy when the strategy also varies (and is not the knob itself);
+    any other swept knobs are averaged over (said in the title).
+    """
+    split = STRATEGY if knob != STRATEGY and STRATEGY in other_knobs else None
+    values = sorted(trials[knob].dropna().unique(), key=lambda v: sort_key(knob, v))
+    numeric = all(sort_key(knob, v)[0] == 1 and not isinstance(v, str) for v in values)
+    xpos = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    labels: list[str] = []
+    series = trials.groupby(split, sort=False) if split else [(None, trials)]
+    series = sorted(series, key=lambda g: sort_key(STRATEGY, g[0]) if split else ())
+    for name, frame in series:
+        stats = frame.groupby(knob)[metric].agg(["mean", "std"]).dropna(subset=["mean"])
+        if stats.empty:
+            continue
+        stats = stats.loc[sorted(stats.index, key=lambda v: sort_key(knob, v))]
+        label = str(name) if split else metric
+        ax.errorbar([xpos[v] for v in stats.index], stats["mean"], yerr=stats["std"].fillna(0),
+                    marker="o", capsize=3, label=label)
+        labels.append(label)
+    if not numeric:
+        ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=20 if len(values) > 3 else 0)
+    rest = [knob_label(k) for k in other_knobs if k not in (knob, split)]
+    title = f"{metric} vs {knob_label(knob)}" + (f"\n(mean over {', '.join(rest)})" if rest else "")
+    ax.set(xlabel=knob_label(knob), ylabel=f"final {metric}", title=title)
+    ax.grid(alpha=0.3)
+    if labels:
+        ax.legend(fontsize=8)
+    return _save(fig, out, labels)
+
+
+def _tuple(v) -> tuple:
+    return v if isinstance(v, tuple) else (v,)
+
+
+def _save(fig, out: Path, labels: list[str]) -> Plot:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return Plot(out, labels)
+
+
+__all__ = ["Plot", "metric_vs_epoch", "metric_vs_knob"]

@@ -1,0 +1,101 @@
+"""Reports from small hand-made results tables: rows, means, std, plots, missing metrics."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from attmask_ray.config import ExperimentConfig, apply_overrides
+from attmask_ray.report import ReportError, build_report, make_report
+from attmask_ray.report.__main__ import main
+from attmask_ray.results import append_results, config_columns
+
+BASE = ExperimentConfig()
+
+
+def trial_rows(trial: str, overrides: dict, knn: list[float], final: dict | None = None) -> list[dict]:
+    """Online k-NN rows for epochs 1..len(knn), then one evaluation row per final metric source."""
+    cfg = config_columns(apply_overrides(BASE, overrides))
+    rows = [dict(trial_id=trial, epoch=e, step=10 * e, source="online", checkpoint="", knn_top1=v, **cfg)
+            for e, v in enumerate(knn, start=1)]
+    for source, metrics in (final or {}).items():
+        rows.append(dict(trial_id=trial, epoch=len(knn), step=10 * len(knn), source=source,
+                         checkpoint=f"/ckpt/{trial}", **metrics, **cfg))
+    return rows
+
+
+@pytest.fixture
+def strategies_dir(tmp_path):
+    """block x2 seeds, random x1, attmask_high x3 seeds; final knn/linear/fewshot evaluations."""
+    rows = []
+    spec = {"block": [40.0, 42.0], "random": [45.0], "attmask_high": [48.0, 50.0, 52.0]}
+    for strategy, finals in spec.items():
+        for seed, final in enumerate(finals):
+            t = f"{strategy}_{seed}"
+            rows += trial_rows(t, {"mask.strategy": strategy, "seed": seed}, [10.0, 20.0, 30.0 + seed],
+                               {"knn": {"knn_top1": final, "knn_top5": final + 20},
+                                "linear": {"linear_top1": final + 10},
+                                "fewshot": {"fewshot_nu1_mean": final / 4, "fewshot_nu5_mean": final / 2}})
+    append_results(tmp_path, rows)
+    return tmp_path
+
+
+def test_table_rows_means_and_std(strategies_dir):
+    report = make_report(strategies_dir)
+    rows = report.summary.rows.set_index("config/mask.strategy")
+    assert list(rows.index) == ["block", "random", "attmask_high"]  # paper order, seeds merged
+    assert rows["seeds"].tolist() == [2, 1, 3]
+    assert rows.loc["block", "knn_top1/mean"] == pytest.approx(41.0)  # eval row beats online (30, 31)
+    assert rows.loc["block", "knn_top1/std"] == pytest.approx(math.sqrt(2))  # sample std
+    assert rows.loc["attmask_high", "knn_top1/mean"] == pytest.approx(50.0)
+    assert rows.loc["attmask_high", "knn_top1/std"] == pytest.approx(2.0)
+    assert rows.loc["attmask_high", "linear_top1/mean"] == pytest.approx(60.0)
+    assert rows.loc["random", "fewshot_nu5_mean/mean"] == pytest.approx(22.5)
+    md = report.markdown.read_text()
+    assert "| attmask_high | (0.1, 0.5) | 3 | 50.00 ± 2.00 | 60.00 ± 2.00 | 12.50 ± 0.50 | 25.00 ± 1.00 |" in md
+    assert "| random | (0.1, 0.5) | 1 | 45.00 | 55.00 | 11.25 | 22.50 |" in md
+    assert report.notes == []
+
+
+def test_plots_have_one_series_per_configuration(strategies_dir):
+    report = make_report(strategies_dir)
+    assert set(report.plots) == {"epoch", "config/mask.strategy"}
+    assert report.plots["epoch"].series == ["block", "random", "attmask_high"]
+    assert report.plots["config/mask.strategy"].series == ["knn_top1"]
+    for plot in report.plots.values():
+        assert plot.path.exists() and plot.path.stat().st_size > 1000
+        assert plot.path.name in report.markdown.read_text()
+
+
+def test_knob_sweep_missing_metrics_are_notes_not_crashes(tmp_path, capsys):
+    rows = []
+    for strategy in ("block", "attmask_high"):
+        for p in (0.0, 0.5, 1.0):
+            rows += trial_rows(f"{strategy}_{p}", {"mask.strategy": strategy, "mask.masking_prob": p},
+                               [10.0, 20.0 + 10 * p])
+    append_results(tmp_path, rows)
+    path = build_report(tmp_path, tmp_path / "out")
+    assert path == tmp_path / "out" / "report.md" and path.exists()
+    report = make_report(tmp_path, tmp_path / "out")
+    assert len(report.summary.rows) == 6
+    assert any("'linear_top1' is not in results.parquet" in n for n in report.notes)
+    assert "- metric column 'linear_top1' is not in results.parquet" in path.read_text()
+    assert report.plots["epoch"].series == ["block, masking_prob=0.0", "block, masking_prob=0.5", "block, masking_prob=1.0",
+                                            "attmask_high, masking_prob=0.0", "attmask_high, masking_prob=0.5",
+                                            "attmask_high, masking_prob=1.0"]
+    assert report.plots["config/mask.masking_prob"].series == ["block", "attmask_high"]  # one curve per strategy
+    # asking to plot a metric that does not exist: a note, still a table
+    report = make_report(tmp_path, tmp_path / "out2", metric="linear_top1")
+    assert report.plots == {} and any("plotted metric 'linear_top1'" in n for n in report.notes)
+    assert main([str(tmp_path), "--out", str(tmp_path / "out3")]) == 0
+    assert "linear_top1" in capsys.readouterr().out
+
+
+def test_missing_results_is_one_clear_line(tmp_path, capsys):
+    with pytest.raises(ReportError, match="no results table at"):
+        build_report(tmp_path)
+    assert main([str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no results table at") and err.count("\n") == 1
