@@ -1,0 +1,221 @@
+"""``python -m attmask_ray.sweep SWEEP.py[:preset,key=value,...]`` — the main entry point.
+
+Validates everything first (sweep file, config, search space, shards, resources), then
+starts or joins a Ray cluster and runs Tune + Optuna, each trial a Ray Train
+TorchTrainer. Results go to ``<storage>/<name>/results.parquet`` and a report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from attmask_ray.config import ConfigError, flatten
+from attmask_ray.resources import TrialNeed, check_local, concurrency, local_cluster_cpus
+from attmask_ray.sweep_file import Sweep, base_dict, describe_space, load_sweep
+
+console = Console()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m attmask_ray.sweep", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", help="sweep file with optional presets/overrides, e.g. sweeps/ablation.py:embedded,optim.epochs=5")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the resolved config and search space; start nothing")
+    p.add_argument("--address", default=None, help="join a running Ray cluster (e.g. auto, ray://host:10001); default: start a local one")
+    p.add_argument("--storage", default="ray_results", help="experiment storage: local path, NFS path or cloud URI (s3://, gs://)")
+    p.add_argument("--name", default=None, help="experiment name (default: the config's name); keep it stable to resume")
+    p.add_argument("--resume", action="store_true", help="restore the same sweep with Tuner.restore; finished trials are not rerun")
+    p.add_argument("--num-samples", type=int, default=None, help="override TuneSpec.num_samples")
+    p.add_argument("--num-cpus", type=int, default=None, help="logical CPUs of the local cluster (default: cores + one per trial driver)")
+    p.add_argument("--no-dashboard", action="store_true", help="local cluster without the dashboard (faster start)")
+    p.add_argument("--no-report", action="store_true", help="do not build report.md and plots at the end")
+    p.add_argument("--trial-timeout", type=float, default=None, help="stop each trial after this many seconds")
+    return p.parse_args(argv)
+
+
+def storage_uri(storage: str) -> str:
+    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+
+
+def check_data(sweep: Sweep) -> None:
+    from attmask_ray.data import DataError, check_dataset
+
+    d = sweep.config.data
+    try:
+        check_dataset(d.train_path, min_resolution=d.global_crop_size)
+        check_dataset(d.val_path, min_resolution=d.global_crop_size)
+        if d.knn_train_path:
+            check_dataset(d.knn_train_path, min_resolution=d.global_crop_size)
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def print_dry_run(sweep: Sweep, num_samples: int, conc: int | None) -> None:
+    table = Table(title=f"{sweep.path} — resolved base config", show_lines=False)
+    table.add_column("key", style="cyan")
+    table.add_column("value")
+    for k, v in flatten(sweep.config).items():
+        table.add_row(k, str(v))
+    console.print(table)
+    space = Table(title="search space (Optuna define-by-run)")
+    space.add_column("knob", style="magenta")
+    space.add_column("values")
+    for k, v in describe_space(sweep).items():
+        space.add_row(k, v)
+    console.print(space)
+    s = sweep.spec
+    console.print(f"metric={s.metric} mode={s.mode} samples={num_samples} sampler={s.sampler} "
+                  f"scheduler={s.scheduler} max_concurrent={s.max_concurrent}"
+                  + (f" (fits locally: {conc})" if conc else "") + f" eval_tasks={list(s.eval_tasks)}")
+
+
+def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str, num_samples: int, conc: int) -> Any:
+    import optuna
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from attmask_ray.tune_callbacks import ProgressCallback
+
+    spec = sweep.spec
+    trainable = tune.with_resources(
+        tune.with_parameters(attmask_trial, base=base_dict(sweep), storage=f"{storage}/{name}",
+                             eval_tasks=list(spec.eval_tasks)),
+        {"CPU": 1})
+    run_config = tune.RunConfig(name=name, storage_path=storage, callbacks=[ProgressCallback()], verbose=0,
+                                stop={"time_total_s": args.trial_timeout} if args.trial_timeout else None)
+    if args.resume:
+        if not tune.Tuner.can_restore(os.path.join(storage, name)):
+            raise ConfigError(f"nothing to resume at {storage}/{name}; run without --resume first (same --storage and --name)")
+        return tune.Tuner.restore(os.path.join(storage, name), trainable=trainable, resume_unfinished=True,
+                                  resume_errored=False)
+    if spec.sampler == "grid":
+        sampler = optuna.samplers.GridSampler(spec.grid, seed=spec.seed)
+    elif spec.sampler == "random":
+        sampler = optuna.samplers.RandomSampler(seed=spec.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=spec.seed)
+    searcher = ConcurrencyLimiter(OptunaSearch(space=sweep.space, metric=spec.metric, mode=spec.mode, sampler=sampler),
+                                  max_concurrent=conc) if sweep.space else None
+    scheduler = None
+    if spec.scheduler == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        scheduler = ASHAScheduler(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=sweep.config.optim.epochs,
+                                  grace_period=spec.grace_period, reduction_factor=spec.reduction_factor)
+    tune_config = tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
+                                  max_concurrent_trials=conc,
+                                  metric=None if (searcher or scheduler) else spec.metric,
+                                  mode=None if (searcher or scheduler) else spec.mode)
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def attmask_trial(params: dict[str, Any], base: dict[str, Any], storage: str, eval_tasks: list[str]) -> None:
+    from attmask_ray.train.trial import run_trial
+
+    run_trial({**params, "_base": base, "_storage": storage, "_eval_tasks": eval_tasks})
+
+
+def best_table(results: Any, sweep: Sweep) -> Table:
+    spec = sweep.spec
+    table = Table(title=f"best trials by {spec.metric} ({spec.mode})")
+    knobs = list(describe_space(sweep))
+    for col in ["trial", *knobs, spec.metric, "epoch", "status"]:
+        table.add_column(col)
+    rows = []
+    for res in results:
+        value = (res.metrics or {}).get(spec.metric)
+        rows.append((value, res))
+    sign = -1 if spec.mode == "max" else 1
+    rows.sort(key=lambda r: (r[0] is None, sign * (r[0] or 0)))
+    for value, res in rows[:10]:
+        cfg = res.config or {}
+        table.add_row(Path(res.path).name if res.path else "?", *[str(cfg.get(k, "")) for k in knobs],
+                      f"{value:.2f}" if isinstance(value, (int, float)) else "-",
+                      f"{(res.metrics or {}).get('epoch', 0):.1f}", "error" if res.error else "ok")
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        sweep = load_sweep(args.target)
+        spec = sweep.spec
+        num_samples = args.num_samples or (spec.grid_size if spec.sampler == "grid" and args.num_samples is None
+                                           and spec.num_samples < spec.grid_size else spec.num_samples)
+        need = TrialNeed.of(sweep.config)
+        conc = None
+        if args.address is None:
+            check_local(sweep.config)
+            cpus = args.num_cpus or local_cluster_cpus(need, spec.max_concurrent)
+            from attmask_ray.resources import local_gpu_count
+
+            conc = concurrency(need, cpus, local_gpu_count(), spec.max_concurrent)
+        if args.dry_run:
+            print_dry_run(sweep, num_samples, conc)
+            return 0
+        check_data(sweep)
+    except (ConfigError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return 2
+    return run(sweep, args, need, num_samples, conc)
+
+
+def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: int, conc: int | None) -> int:
+    import ray
+
+    from attmask_ray.sweep_results import result_rows, write_sweep_results
+
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # k-NN is reported every eval_every epochs
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    storage = storage_uri(args.storage)
+    name = args.name or sweep.config.name
+    started_here = False
+    if not ray.is_initialized():
+        if args.address:
+            ray.init(address=args.address)
+        else:
+            cpus = args.num_cpus or local_cluster_cpus(need, sweep.spec.max_concurrent)
+            ray.init(num_cpus=cpus, include_dashboard=not args.no_dashboard,
+                     runtime_env={"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}})
+            started_here = True
+    try:
+        res = ray.cluster_resources()
+        conc = concurrency(need, res.get("CPU", 0), res.get("GPU", 0), sweep.spec.max_concurrent)
+        console.print(f"[bold]sweep[/] {sweep.path} -> {storage}/{name}: {num_samples} trials, "
+                      f"{conc} at a time, each {need.cpus:g} CPU / {need.gpus:g} GPU")
+        tuner = build_tuner(sweep, args, storage, name, num_samples, conc)
+        results = tuner.fit()
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return 2
+    finally:
+        if started_here:
+            ray.shutdown()
+    exp_dir = Path(storage) / name if "://" not in storage else Path("ray_results_local") / name
+    rows = result_rows(results, base_dict(sweep))
+    path = write_sweep_results(exp_dir, rows)
+    console.print(best_table(results, sweep))
+    console.print(f"results: {path}")
+    if not args.no_report:
+        try:
+            from attmask_ray.report import build_report
+
+            console.print(f"report: {build_report(exp_dir)}")
+        except Exception as exc:  # noqa: BLE001 - the results are already safe on disk
+            console.print(f"[yellow]report not built:[/] {exc}")
+    errors = [r for r in results if r.error]
+    for r in errors:
+        console.print(f"[red]trial {Path(r.path).name} failed:[/] {str(r.error).strip().splitlines()[-1]}", soft_wrap=True)
+    return 1 if errors and len(errors) == len(list(results)) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

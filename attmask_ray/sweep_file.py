@@ -1,0 +1,175 @@
+"""Sweep files (config-as-code): load one, resolve its base config, validate its search space.
+
+A sweep module exports ``get_config(arg: str = "") -> ExperimentConfig``,
+``search_space(trial) -> dict | None`` (Optuna define-by-run; parameter names are dotted
+config keys such as ``mask.strategy`` or ``seed``) and ``TUNE = TuneSpec(...)``.
+Importing it must run nothing. ``SWEEP.py[:preset,key=value,...]``: parts without '='
+are passed to ``get_config``; ``key=value`` parts override the base config.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from attmask_ray.config import ConfigError, ExperimentConfig, apply_overrides, flatten, parse_overrides, to_dict
+from attmask_ray.tune_spec import TuneSpec
+
+
+@dataclass
+class Sweep:
+    path: Path
+    module: ModuleType
+    config: ExperimentConfig
+    space: Callable[[Any], dict[str, Any] | None] | None
+    spec: TuneSpec
+    preset: str
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """'sweeps/x.py:a=1,b' -> ('sweeps/x.py', 'a=1,b')."""
+    idx = target.find(".py:")
+    if idx >= 0:
+        return target[: idx + 3], target[idx + 4:]
+    return target, ""
+
+
+def load_module(path: Path) -> ModuleType:
+    if not path.exists():
+        raise ConfigError(f"sweep file {path} does not exist; pass a module from sweeps/ (e.g. sweeps/smoke.py)")
+    if path.suffix != ".py":
+        raise ConfigError(f"sweep file {path} must be a Python module (.py)")
+    spec = importlib.util.spec_from_file_location(f"attmask_sweep_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    try:  # Tune pickles the search space with its state: by value, so --resume needs no import path
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
+    except ImportError:
+        pass
+    return module
+
+
+def load_sweep(target: str) -> Sweep:
+    """Load and fully validate a sweep target; raises ConfigError with one clear line."""
+    file, rest = split_target(target)
+    path = Path(file)
+    module = load_module(path)
+    if not callable(getattr(module, "get_config", None)):
+        raise ConfigError(f"{path} must define get_config(arg: str = '') -> ExperimentConfig")
+    parts = [p for p in _split_parts(rest) if p]
+    presets = [p for p in parts if "=" not in p]
+    overrides = parse_overrides(",".join(p for p in parts if "=" in p))
+    preset = ",".join(presets)
+    cfg = module.get_config(preset)
+    if not isinstance(cfg, ExperimentConfig):
+        raise ConfigError(f"{path}: get_config() must return an ExperimentConfig, got {type(cfg).__name__}")
+    cfg = apply_overrides(cfg, overrides)
+    spec = getattr(module, "TUNE", TuneSpec())
+    if not isinstance(spec, TuneSpec):
+        raise ConfigError(f"{path}: TUNE must be a TuneSpec, got {type(spec).__name__}")
+    space = getattr(module, "search_space", None)
+    sweep = Sweep(path, module, cfg, space, spec, preset)
+    validate_space(sweep)
+    return sweep
+
+
+def _split_parts(text: str) -> list[str]:
+    out, depth, buf = [], 0, ""
+    for ch in text:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            out.append(buf.strip())
+            buf = ""
+        else:
+            buf += ch
+    out.append(buf.strip())
+    return out
+
+
+def knobs_of(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()}
+
+
+def sample_points(sweep: Sweep, n: int = 8) -> list[dict[str, Any]]:
+    """Parameter sets the search can produce: every grid point, or ``n`` random draws."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if sweep.space is None:
+        return [{}]
+    if sweep.spec.sampler == "grid":
+        keys = list(sweep.spec.grid)
+        points = [dict(zip(keys, values)) for values in itertools.product(*sweep.spec.grid.values())]
+        for p in points:  # the define-by-run must accept every grid point
+            trial = optuna.trial.FixedTrial(p)
+            consts = sweep.space(trial) or {}
+            p.update(consts)
+        return points
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=sweep.spec.seed))
+    points = []
+    for _ in range(n):
+        trial = study.ask()
+        consts = sweep.space(trial) or {}
+        points.append({**trial.params, **consts})
+    return points
+
+
+def validate_space(sweep: Sweep) -> None:
+    """Every knob is a config key and every sampled point gives a valid config."""
+    valid = flatten(sweep.config)
+    for point in sample_points(sweep):
+        for key in point:
+            if key not in valid:
+                import difflib
+
+                close = difflib.get_close_matches(key, list(valid), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{sweep.path}: search space knob {key!r} is not a config key{hint}")
+        try:
+            apply_overrides(sweep.config, knobs_of(point))
+        except ConfigError as exc:
+            raise ConfigError(f"{sweep.path}: search point {point} is invalid: {exc}") from None
+
+
+def describe_space(sweep: Sweep) -> dict[str, str]:
+    """knob -> human description of its values (for the dry-run table)."""
+    import optuna
+
+    if sweep.space is None:
+        return {}
+    if sweep.spec.sampler == "grid":
+        return {k: ", ".join(map(str, v)) + "  (grid)" for k, v in sweep.spec.grid.items()}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    sweep.space(trial)
+    out = {}
+    for name, dist in trial.distributions.items():
+        if hasattr(dist, "choices"):
+            out[name] = ", ".join(map(str, dist.choices))
+        else:
+            out[name] = f"[{dist.low}, {dist.high}]" + (" log" if getattr(dist, "log", False) else "")
+    return out
+
+
+def base_dict(sweep: Sweep) -> dict[str, Any]:
+    """The base config for trials, with relative data paths made absolute (workers run elsewhere)."""
+    data = to_dict(sweep.config)
+    for key in ("train_path", "val_path", "knn_train_path"):
+        value = data["data"].get(key)
+        if value and "://" not in value and not Path(value).is_absolute():
+            data["data"][key] = str(Path(value).resolve())
+    return data

@@ -1,0 +1,67 @@
+"""Tune ResultGrid -> rows of the experiment's results.parquet (one per trial and evaluation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from attmask_ray.config import ConfigError
+from attmask_ray.results import FILENAME, config_columns
+from attmask_ray.train.trial import trial_config
+
+WRITER = "sweep"
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def result_rows(results: Any, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows for every trial: each report that carries k-NN ("online") and the final evaluation."""
+    rows: list[dict[str, Any]] = []
+    for res in results:
+        sampled = {k: v for k, v in (res.config or {}).items() if not k.startswith("_")}
+        try:
+            cfg_cols = config_columns(trial_config(base, sampled))
+        except ConfigError:
+            cfg_cols = {}
+        trial_id = Path(res.path).name if res.path else ""
+        status = "error" if res.error else "ok"
+        df = res.metrics_dataframe
+        if df is None or df.empty:
+            rows.append({"trial_id": trial_id, "source": "none", "status": status, "error": str(res.error or ""),
+                         "writer": WRITER, **cfg_cols})
+            continue
+        for _, rec in df.iterrows():
+            final_eval = rec.get("source") == "final_eval"
+            if not final_eval and pd.isna(rec.get("knn_top1", float("nan"))):
+                continue
+            metrics = {k.removeprefix("eval/"): v for k, v in rec.items()
+                       if _num(v) and (k.startswith("knn_") or k.startswith("eval/") or k in ("loss", "mim", "masked_ratio"))}
+            rows.append({"trial_id": trial_id, "epoch": float(rec.get("epoch", float("nan"))),
+                         "step": int(rec.get("step", 0) or 0), "source": "final_eval" if final_eval else "online",
+                         "checkpoint": str(rec.get("checkpoint_path", "") or ""), "status": status,
+                         "error": str(res.error or ""), "writer": WRITER, **metrics, **cfg_cols})
+    return rows
+
+
+def write_sweep_results(exp_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    """Replace this sweep's rows (keep rows written by others, e.g. the evaluate CLI); atomic."""
+    import os
+
+    path = exp_dir / FILENAME
+    frames = []
+    if path.exists():
+        old = pd.read_parquet(path)
+        if "writer" in old.columns:
+            old = old[old["writer"] != WRITER]
+        frames.append(old)
+    frames.append(pd.DataFrame(rows))
+    frame = pd.concat(frames, ignore_index=True)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,146 @@
+"""The Ray Train worker loop: ``train_loop_per_worker(config)``.
+
+Every rank builds its rank-sharded FFCV loader once, the training state (DDP student when
+world size > 1), resumes from ``ray.train.get_checkpoint()`` at the exact step, runs
+``train_step``, and calls ``ray.train.report`` at the same points as every other rank
+(rank 0 attaches the checkpoint). Scalars are read from the device only every
+``scaling.log_every`` steps. A non-finite loss stops training cleanly: nothing is saved
+after it, earlier checkpoints stay, and the report carries ``stop_reason``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Any
+
+import torch
+
+from attmask_ray.config import ExperimentConfig, from_dict
+from attmask_ray.monitoring import ProgressExporter
+from attmask_ray.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from attmask_ray.train.state import TrainingState, resolve_device
+from attmask_ray.train.step import train_step
+
+SCALARS = ("loss", "cls", "mim", "masked_ratio")
+
+
+def online_knn(state: TrainingState, cfg: ExperimentConfig) -> dict[str, float]:
+    """k-NN of the teacher backbone: train split (or data.knn_train_path) vs data.val_path."""
+    from attmask_ray.data import build_eval_loader
+    from attmask_ray.eval.features import extract_features
+    from attmask_ray.eval.knn import knn_classify
+
+    backbone = state.teacher.backbone
+    kind = cfg.eval.knn_feature
+    bs = cfg.eval.batch_size
+    bank_path = cfg.data.knn_train_path or cfg.data.train_path
+    train = extract_features(backbone, build_eval_loader(bank_path, cfg.data, bs, device=state.device), (kind,),
+                             device=state.device, name="k-NN train")
+    val = extract_features(backbone, build_eval_loader(cfg.data.val_path, cfg.data, bs, device=state.device), (kind,),
+                           device=state.device, name="k-NN val")
+    res = knn_classify(train[kind], train.labels, val[kind], val.labels, ks=cfg.eval.knn_k,
+                       temperature=cfg.eval.knn_temperature, chunk=cfg.eval.knn_chunk)
+    out = {f"knn_top1_k{k}": t1 for k, (t1, _) in res.items()} | {f"knn_top5_k{k}": t5 for k, (_, t5) in res.items()}
+    headline = 20 if 20 in res else cfg.eval.knn_k[0]
+    out["knn_top1"], out["knn_top5"] = res[headline]
+    return out
+
+
+class _Window:
+    """Device-side sums of the step scalars between two host reads."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, out: dict[str, torch.Tensor]) -> None:
+        for k in SCALARS:
+            self.sums[k] = self.sums.get(k, 0) + out[k].float()
+        self.count += 1
+
+    def read(self) -> dict[str, float]:
+        vals = {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return vals
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Ray Train entry point; ``config = {"experiment": nested config dict, "trial": name}``."""
+    import ray.train
+    from attmask_ray.data import build_train_loader
+
+    cfg = from_dict(config["experiment"])
+    trial = str(config.get("trial", cfg.name))
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = resolve_device(cfg.scaling.use_gpu)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, int(cfg.scaling.cpus_per_worker)))
+    loader = build_train_loader(cfg.data, cfg.optim.batch_size // world, rank, world, device, seed=cfg.data.seed)
+    state = TrainingState.build(cfg, steps_per_epoch=len(loader), device=device)
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            restored = load_checkpoint(d, map_location=device)
+            state.load_state_dict(restored.payload["state"])
+            set_rng_state(restored.payload["rng"])
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        state.student = DDP(state.student, device_ids=[device.index] if device.type == "cuda" else None)
+    exporter = ProgressExporter(trial) if rank == 0 else None
+    spe = len(loader)
+    images_per_step = cfg.optim.batch_size
+
+    def report(metrics: dict[str, Any], with_checkpoint: bool) -> None:
+        metrics = {**metrics, "step": state.step, "epoch": state.step / spe}
+        if exporter is not None:
+            exporter.update(metrics)
+        if with_checkpoint:
+            with tempfile.TemporaryDirectory() as tmp:
+                checkpoint = None
+                if rank == 0:
+                    save_checkpoint(tmp, state.state_dict(), cfg, metrics)
+                    checkpoint = ray.train.Checkpoint.from_directory(tmp)
+                ray.train.report(metrics, checkpoint=checkpoint)
+        else:
+            ray.train.report(metrics)
+
+    window = _Window()
+    while state.step < state.schedules.total_steps:
+        epoch = state.epoch
+        skip = state.step - epoch * spe  # resuming mid-epoch: same order, skip what was done
+        loader.set_epoch(epoch)
+        t_epoch, done, epoch_loss, n_logs = time.perf_counter(), 0, 0.0, 0
+        for i, (crops, _labels) in enumerate(loader):
+            if i < skip:
+                continue
+            window.add(train_step(state, crops, rank))
+            done += 1
+            last_of_epoch = state.step % spe == 0
+            if state.step % cfg.scaling.log_every == 0 or last_of_epoch or state.step % cfg.scaling.checkpoint_every == 0:
+                vals = window.read()
+                if not all(torch.isfinite(torch.tensor(v)) for v in vals.values()):
+                    report({"stop_reason": f"non-finite loss at step {state.step} (loss={vals['loss']}): "
+                                           "lower optim.lr or check the data; earlier checkpoints are kept",
+                            **{k: v for k, v in vals.items()}}, with_checkpoint=False)
+                    return
+                epoch_loss += vals["loss"]
+                n_logs += 1
+                if exporter is not None:
+                    exporter.update({**vals, "step": state.step})
+            if state.step % cfg.scaling.checkpoint_every == 0 and not last_of_epoch:
+                report({"loss": vals["loss"], "lr": state.optimizer.param_groups[0]["lr"]}, with_checkpoint=True)
+        elapsed = time.perf_counter() - t_epoch
+        metrics: dict[str, Any] = {
+            "loss": epoch_loss / max(n_logs, 1), "mim": vals["mim"], "cls": vals["cls"],
+            "masked_ratio": vals["masked_ratio"], "lr": state.optimizer.param_groups[0]["lr"],
+            "images_per_s": done * images_per_step / max(elapsed, 1e-9),
+            "data_wait_frac": loader.wait_time / max(elapsed, 1e-9),
+        }
+        finished_epochs = state.step // spe
+        if finished_epochs % cfg.eval.eval_every == 0 or state.step >= state.schedules.total_steps:
+            knn = online_knn(state, cfg) if rank == 0 else {}
+            metrics.update(knn)
+        report(metrics, with_checkpoint=True)

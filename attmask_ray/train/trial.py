@@ -1,0 +1,63 @@
+"""One Tune trial = a driver function that builds and fits a TorchTrainer (Ray Train V2).
+
+The trial's sampled knobs (dotted config keys) are applied to the sweep's base config;
+the TorchTrainer is named after the trial, so a restored sweep resumes each unfinished
+trial from its last checkpoint. After training, optional evaluation tasks run on the
+final checkpoint and their metrics are reported as one more Tune result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attmask_ray.config import ExperimentConfig, apply_overrides, from_dict, to_dict
+
+
+class TrialStopped(RuntimeError):
+    """Training stopped itself (e.g. a non-finite loss); the message says why and what to do."""
+
+
+def trial_config(base: dict[str, Any], sampled: dict[str, Any]) -> ExperimentConfig:
+    """Base config (nested dict) + sampled knobs {"mask.strategy": ..., "seed": ...}."""
+    knobs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in sampled.items() if not k.startswith("_")}
+    return apply_overrides(from_dict(base), knobs)
+
+
+def run_trial(params: dict[str, Any]) -> None:
+    """Tune trainable. ``params`` = sampled knobs + "_base" (nested config), "_storage", "_eval_tasks"."""
+    import ray.tune
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from attmask_ray.train.loop import train_loop_per_worker
+
+    sampled = {k: v for k, v in params.items() if not k.startswith("_")}
+    cfg = trial_config(params["_base"], sampled)
+    ctx = ray.tune.get_context()
+    trial_name = ctx.get_trial_name()
+    s = cfg.scaling
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"experiment": to_dict(cfg), "trial": trial_name},
+        scaling_config=ScalingConfig(num_workers=s.num_workers, use_gpu=s.use_gpu,
+                                     resources_per_worker={"CPU": s.cpus_per_worker, **({"GPU": 1} if s.use_gpu else {})}),
+        run_config=RunConfig(
+            name=f"{trial_name}_train", storage_path=params["_storage"], callbacks=[TuneReportCallback()],
+            failure_config=FailureConfig(max_failures=s.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=s.num_to_keep),
+        ),
+    )
+    result = trainer.fit()
+    final = result.metrics or {}
+    if final.get("stop_reason"):
+        raise TrialStopped(f"trial {trial_name} stopped: {final['stop_reason']}")
+    tasks = tuple(params.get("_eval_tasks") or ())
+    if tasks and result.checkpoint is not None:
+        from attmask_ray.eval.tasks import run_evaluations
+
+        with result.checkpoint.as_directory() as d:
+            metrics = run_evaluations(d, tasks, eval_cfg=cfg.eval)
+        ray.tune.report({**{k: v for k, v in final.items() if isinstance(v, (int, float))},
+                         **{f"eval/{k}": v for k, v in metrics.items()}, "source": "final_eval",
+                         "checkpoint_path": result.checkpoint.path})
