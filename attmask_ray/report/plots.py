@@ -80,7 +80,7 @@ def metric_vs_knob(trials: pd.DataFrame, knob: str, metric: str, out: Path,
         stats = stats.loc[sorted(stats.index, key=lambda v: sort_key(knob, v))]
         label = str(name) if split else metric
         ax.errorbar([xpos[v] for v in stats.index], stats["mean"], yerr=stats["std"].fillna(0),
-                    marker="o", capsize=3, label=label)
+                    marker="o", capsize=3, label=label, linestyle="-" if numeric else "none")
         labels.append(label)
     if not numeric:
         ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=20 if len(values) > 3 else 0)

@@ -6,6 +6,7 @@ cell's pixels in the PNG are exactly the array drawn; matplotlib only adds the t
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -112,8 +113,10 @@ def save_grid(cells: Sequence[Sequence[np.ndarray]], col_titles: Sequence[str],
     ch, cw = cells[0][0].shape[:2]
     left = left if left is not None else 14 + 6 * max((len(t) for t in row_titles), default=2)
     line = 13  # pixels per text line at fontsize 9 / dpi 100
-    top = 8 + line * title_lines + 6 + line * subtitle_lines + 4
     width = left + ncols * cw + (ncols - 1) * pad + pad
+    title = "\n".join(textwrap.wrap(title, width=max(20, (width - 16) // 9)))  # <= 9 px per bold char
+    title_lines = max(title_lines, title.count("\n") + 1)
+    top = 8 + (line + 2) * title_lines + 6 + line * subtitle_lines + 4
     height = top + rows * ch + (rows - 1) * pad + pad
     layout = GridLayout(left, top, ch, cw, pad, width, height)
     fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")

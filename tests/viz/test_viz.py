@@ -114,3 +114,19 @@ def test_cli_clear_errors(tmp_path, capsys):
     assert main(["heads", "--random-init", "--images", str(tmp_path / "missing.jpg"),
                  "--out", str(tmp_path / "x.png")]) == 2
     assert "no image file or folder" in capsys.readouterr().err
+
+
+def test_cli_draws_a_checkpoint_teacher(tmp_path, capsys):
+    from attmask_ray.config import apply_overrides, ExperimentConfig, parse_overrides
+    from attmask_ray.models import build_model
+    from attmask_ray.train.checkpoint import save_checkpoint
+
+    cfg = apply_overrides(ExperimentConfig(), parse_overrides(TINY_OVERRIDE + ",model.out_dim=64,model.patch_out_dim=64,"
+                                                               "model.head_hidden_dim=32,model.head_bottleneck_dim=16"))
+    state = {which: build_model(cfg.model, 28, student=which == "student").state_dict() for which in ("student", "teacher")}
+    save_checkpoint(tmp_path / "ckpt", {**state, "step": 5}, cfg)
+    Image.fromarray(skimage.data.chelsea()).save(tmp_path / "cat.jpg")
+    out = tmp_path / "m.png"
+    assert main(["masks", "--checkpoint", str(tmp_path / "ckpt"), "--images", str(tmp_path / "cat.jpg"),
+                 "--out", str(out), "--ratio", "0.5"]) == 0, capsys.readouterr().err
+    assert Image.open(out).size[1] > 112
