@@ -133,7 +133,7 @@ def color_jitter(x: torch.Tensor, p: Params) -> torch.Tensor:
 
 def blur_kernel_size(side: int) -> int:
     """Odd kernel side ~10% of the crop side (SimCLR/BYOL rule), at least 3: 224->23, 96->9, 28->3."""
-    k = max(3, int(round(0.1 * side)))
+    k = max(3, int(0.1 * side))
     return k if k % 2 else k + 1
 
 
