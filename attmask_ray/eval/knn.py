@@ -8,8 +8,9 @@ top-5 (over ``min(5, k)`` predictions, as DINO) are reported in percent.
 Memory stays bounded whatever the train-set size: queries are processed ``chunk`` at a
 time and, inside a query chunk, the train features are scanned in blocks whose
 similarity block ``[chunk, train_block]`` fits ``max_block_bytes``; a running top-k is
-merged block by block. Peak extra memory ~ chunk * train_block * 4 bytes (256 MiB by
-default) plus O(chunk * k).
+merged block by block. Train features are never copied: cosine = (q / |q|) . t * (1 / |t|)
+with the N inverse norms precomputed. Peak extra memory ~ chunk * train_block * 4 bytes
+(256 MiB by default) + 4N bytes of norms + O(chunk * k).
 """
 
 from __future__ import annotations
@@ -43,21 +44,31 @@ def _check_inputs(train: torch.Tensor, train_labels: torch.Tensor, queries: torc
                         "train and val must share one class list")
 
 
-def topk_neighbours(train: torch.Tensor, queries: torch.Tensor, k: int,
-                    max_block_bytes: int = DEFAULT_BLOCK_BYTES) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k cosine neighbours of L2-normalised ``queries`` [Q, D] among ``train`` [N, D].
+def inverse_norms(train: torch.Tensor) -> torch.Tensor:
+    """1 / ||row|| for train [N, D] -> [N] (no normalised copy of the train set is made)."""
+    return torch.linalg.vector_norm(train, dim=1).clamp_min_(1e-12).reciprocal_()
 
-    Scans train in blocks of ``max_block_bytes // (4 * Q)`` rows, merging a running top-k.
-    Returns (similarities [Q, k] sorted descending, train indices [Q, k] int64).
+
+def topk_neighbours(train: torch.Tensor, queries: torch.Tensor, k: int,
+                    max_block_bytes: int = DEFAULT_BLOCK_BYTES,
+                    train_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k neighbours of ``queries`` [Q, D] among ``train`` [N, D] by dot product.
+
+    With L2-normalised queries and ``train_scale`` = :func:`inverse_norms` (or a normalised
+    train set and no scale) the scores are cosine similarities. Scans train in blocks of
+    ``max_block_bytes // (4 * Q)`` rows, merging a running top-k.
+    Returns (scores [Q, k] sorted descending, train indices [Q, k] int64).
     """
     n, q = train.shape[0], queries.shape[0]
     k = min(k, n)
     block = max(k, max_block_bytes // (4 * max(q, 1)))
-    if block >= n:  # one block: exactly the full-matrix computation
-        return (queries @ train.T).topk(k, dim=1, largest=True, sorted=True)
     best_val = best_idx = None
     for start in range(0, n, block):
         sim = queries @ train[start:start + block].T  # [Q, b]
+        if train_scale is not None:
+            sim.mul_(train_scale[start:start + block])
+        if block >= n:  # one block: exactly the full-matrix computation
+            return sim.topk(k, dim=1, largest=True, sorted=True)
         val, idx = sim.topk(min(k, sim.shape[1]), dim=1, largest=True, sorted=False)
         idx = idx + start
         if best_val is not None:
@@ -77,18 +88,19 @@ def iter_knn_scores(train: torch.Tensor, train_labels: torch.Tensor, queries: to
     train: [N, D], queries: [Q, D] (normalised here); scores[c] = sum over the k nearest
     train features of class c of exp(cos / temperature).
     """
-    train = F.normalize(train.float(), dim=1)
+    train = train.float()  # a no-op for float32 features; no normalised copy (memory stays O(block))
+    scale = inverse_norms(train)
     kmax = min(max(ks), train.shape[0])
     for start in range(0, queries.shape[0], chunk):
         sl = slice(start, min(start + chunk, queries.shape[0]))
         q = F.normalize(queries[sl].float(), dim=1)
-        sim, idx = topk_neighbours(train, q, kmax, max_block_bytes)
+        sim, idx = topk_neighbours(train, q, kmax, max_block_bytes, scale)
         weights = (sim / temperature).exp()  # [b, kmax]
         neighbour_labels = train_labels[idx]  # [b, kmax]
         scores = {}
         for k in ks:
             kk = min(k, kmax)
-            s = torch.zeros(q.shape[0], num_classes, dtype=weights.dtype)
+            s = torch.zeros(q.shape[0], num_classes, dtype=weights.dtype, device=weights.device)
             s.scatter_add_(1, neighbour_labels[:, :kk], weights[:, :kk])
             scores[k] = s
         yield sl, scores
@@ -97,11 +109,16 @@ def iter_knn_scores(train: torch.Tensor, train_labels: torch.Tensor, queries: to
 def knn_classify(train: torch.Tensor, train_labels: torch.Tensor, queries: torch.Tensor,
                  query_labels: torch.Tensor, ks: Sequence[int] = (10, 20, 100, 200),
                  temperature: float = 0.07, num_classes: int | None = None, chunk: int = 1024,
-                 max_block_bytes: int = DEFAULT_BLOCK_BYTES) -> dict[int, tuple[float, float]]:
+                 max_block_bytes: int = DEFAULT_BLOCK_BYTES,
+                 device: str | torch.device | None = None) -> dict[int, tuple[float, float]]:
     """Weighted k-NN accuracy. train [N, D], train_labels [N], queries [Q, D], query_labels [Q].
 
+    ``device`` (e.g. "cuda") moves the features there first; None computes where they are.
     Returns ``{k: (top1 %, top5 %)}``; top-5 counts the first ``min(5, k)`` predictions (DINO).
     """
+    if device is not None:
+        train, train_labels = train.to(device), train_labels.to(device)
+        queries, query_labels = queries.to(device), query_labels.to(device)
     train_labels = train_labels.long()
     query_labels = query_labels.long()
     if num_classes is None:

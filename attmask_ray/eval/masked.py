@@ -92,7 +92,7 @@ def masked_val_features(backbone: MaskedViT, batches: Iterable[Sequence[torch.Te
 
 def masked_robustness(val_feats: dict[float, torch.Tensor], val_labels: torch.Tensor, train_feats: torch.Tensor,
                       train_labels: torch.Tensor, k: int = 20, temperature: float = 0.07,
-                      num_classes: int | None = None) -> dict[str, float]:
+                      num_classes: int | None = None, device: str | torch.device | None = None) -> dict[str, float]:
     """k-NN top-1 per ratio and its drop vs r = 0 (or vs the smallest ratio given).
 
     val_feats: {ratio: [M, D]}; train_feats: [N, D] un-masked. Returns
@@ -101,7 +101,8 @@ def masked_robustness(val_feats: dict[float, torch.Tensor], val_labels: torch.Te
     out: dict[str, float] = {}
     for r in sorted(val_feats):
         out[f"masked_{ratio_key(r)}_top1"] = knn_classify(train_feats, train_labels, val_feats[r], val_labels, ks=(k,),
-                                                          temperature=temperature, num_classes=num_classes)[k][0]
+                                                          temperature=temperature, num_classes=num_classes,
+                                                          device=device)[k][0]
     base = out[f"masked_{ratio_key(min(val_feats))}_top1"]
     for r in sorted(val_feats):
         out[f"masked_{ratio_key(r)}_drop"] = base - out[f"masked_{ratio_key(r)}_top1"]

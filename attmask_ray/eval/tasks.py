@@ -48,6 +48,7 @@ class EvalSpec:
     which: str = "teacher"
     attn_checkpoint: str | None = None
     loader_factory: LoaderFactory = field(default=default_loader)
+    num_classes: int | None = None  # from the dataset manifest when known, else from the train labels
 
     def load(self) -> Checkpoint:
         return load_checkpoint(self.checkpoint)
@@ -94,9 +95,9 @@ def extract_split(spec: EvalSpec, split: str, kinds: Sequence[str]) -> Features:
     return feats
 
 
-def num_classes_of(train: Features, val: Features) -> int:
-    """Class count from the train labels; val labels outside it raise (class-count mismatch)."""
-    n = int(train.labels.max()) + 1
+def num_classes_of(train: Features, val: Features, known: int | None = None) -> int:
+    """Class count (the manifest's, else from the train labels); val labels outside it raise."""
+    n = known if known is not None else int(train.labels.max()) + 1
     if len(val) and int(val.labels.max()) >= n:
         raise EvalError(f"validation labels reach {int(val.labels.max())} but the train split has only {n} classes: "
                         "train and val must be converted with the same class list")
@@ -107,7 +108,8 @@ def knn_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, float]
     e = spec.eval_cfg
     kind = e.knn_feature
     res = knn_classify(train[kind], train.labels, val[kind], val.labels, ks=e.knn_k, temperature=e.knn_temperature,
-                       num_classes=num_classes_of(train, val), chunk=e.knn_chunk)
+                       num_classes=num_classes_of(train, val, spec.num_classes), chunk=e.knn_chunk,
+                       device=spec.device)
     out = {f"knn_k{k}_top1": t1 for k, (t1, _) in res.items()} | {f"knn_k{k}_top5": t5 for k, (_, t5) in res.items()}
     head = HEADLINE_K if HEADLINE_K in res else e.knn_k[0]
     out["knn_top1"], out["knn_top5"] = res[head]
@@ -118,14 +120,17 @@ def fewshot_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, fl
     e = spec.eval_cfg
     kind = e.knn_feature
     return fewshot_knn(train[kind], train.labels, val[kind], val.labels, nus=e.fewshot_nu, tries=e.fewshot_tries,
-                       temperature=e.knn_temperature, num_classes=num_classes_of(train, val),
+                       temperature=e.knn_temperature, num_classes=num_classes_of(train, val, spec.num_classes),
                        seed=spec.load().config.seed, chunk=e.knn_chunk)
 
 
 def linear_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, float]:
     e = spec.eval_cfg
     ckpt = spec.load()
-    n = num_classes_of(train, val) if len(train) else int(val.labels.max()) + 1
+    if spec.num_classes is not None or len(train):
+        n = num_classes_of(train, val, spec.num_classes)
+    else:  # full mode without any train features: classes seen in val
+        n = int(val.labels.max()) + 1
     if e.linear_mode == "fast":
         return train_linear(train["cls4"], train.labels, val["cls4"], val.labels, n, epochs=e.linear_epochs,
                             lr=e.linear_lr, batch_size=e.linear_batch_size, seed=ckpt.config.seed, device=spec.device)
@@ -148,11 +153,11 @@ def masked_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, flo
     feats, labels = masked_val_features(backbone, spec.batches(ckpt.config, "val"), ratios, ckpt.config.data.mean,
                                         ckpt.config.data.std, kind=e.knn_feature, attn_backbone=attn_backbone,
                                         device=spec.device)
-    n = int(train.labels.max()) + 1
+    n = spec.num_classes if spec.num_classes is not None else int(train.labels.max()) + 1
     if int(labels.max()) >= n:
         raise EvalError(f"validation labels reach {int(labels.max())} but the train split has only {n} classes")
     return masked_robustness(feats, labels, train[e.knn_feature], train.labels, k=HEADLINE_K,
-                             temperature=e.knn_temperature, num_classes=n)
+                             temperature=e.knn_temperature, num_classes=n, device=spec.device)
 
 
 TASK_FNS: dict[str, Callable[[EvalSpec, Features, Features], dict[str, float]]] = {
@@ -163,8 +168,8 @@ def _empty() -> Features:
     return Features({}, torch.zeros(0, dtype=torch.long))
 
 
-def _check_datasets(train_path: str, val_path: str) -> None:
-    """Class-count check on real datasets before any task starts."""
+def _check_datasets(train_path: str, val_path: str) -> int:
+    """Class-count check on real datasets before any task starts; returns the class count."""
     from attmask_ray.data import check_dataset
 
     tr, va = check_dataset(train_path), check_dataset(val_path)
@@ -173,6 +178,7 @@ def _check_datasets(train_path: str, val_path: str) -> None:
     if tr.num_classes != va.num_classes:
         raise EvalError(f"class-count mismatch: train {train_path} has {tr.num_classes} classes, val {val_path} has "
                         f"{va.num_classes}; convert both splits with the same class list")
+    return int(tr.num_classes)
 
 
 def run_evaluations(checkpoint_path: str | Path, tasks: str | Sequence[str] = TASKS, train_path: str | None = None,
@@ -198,10 +204,9 @@ def run_evaluations(checkpoint_path: str | Path, tasks: str | Sequence[str] = TA
     val_path = str(val_path or cfg.data.val_path)
     if attn_checkpoint is not None:
         load_checkpoint(attn_checkpoint)  # fail now, not inside a task
-    if loader_factory is None:
-        _check_datasets(train_path, val_path)
+    num_classes = _check_datasets(train_path, val_path) if loader_factory is None else None
     spec = EvalSpec(str(ckpt.path), train_path, val_path, eval_cfg, which, attn_checkpoint,
-                    loader_factory or default_loader)
+                    loader_factory or default_loader, num_classes)
     train_kinds, val_kinds = needed_kinds(names, eval_cfg)
     if local:
         train = extract_split(spec, "train", train_kinds) if train_kinds else _empty()
