@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attmask_ray.config import ConfigError, flatten
-from attmask_ray.resources import TrialNeed, check_local, concurrency, local_cluster_cpus
+from attmask_ray.resources import TrialNeed, check_local, concurrency, local_cluster_cpus, local_gpu_count
 from attmask_ray.sweep_file import Sweep, base_dict, describe_space, load_sweep
 
 console = Console()
@@ -72,8 +72,7 @@ def print_dry_run(sweep: Sweep, num_samples: int, conc: int | None) -> None:
     console.print(space)
     s = sweep.spec
     console.print(f"metric={s.metric} mode={s.mode} samples={num_samples} sampler={s.sampler} "
-                  f"scheduler={s.scheduler} max_concurrent={s.max_concurrent}"
-                  + (f" (fits locally: {conc})" if conc else "") + f" eval_tasks={list(s.eval_tasks)}")
+                  f"scheduler={s.scheduler} max_concurrent={s.max_concurrent} eval_tasks={list(s.eval_tasks)}")
 
 
 def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str, num_samples: int, conc: int) -> Any:
@@ -152,15 +151,18 @@ def main(argv: list[str] | None = None) -> int:
                                            and spec.num_samples < spec.grid_size else spec.num_samples)
         need = TrialNeed.of(sweep.config)
         conc = None
+        if args.dry_run:
+            print_dry_run(sweep, num_samples, None)
+            if args.address is None:
+                try:
+                    check_local(sweep.config)
+                except ConfigError as exc:
+                    console.print(f"[yellow]note:[/] cannot run on this machine without --address: {exc}", soft_wrap=True)
+            return 0
         if args.address is None:
             check_local(sweep.config)
             cpus = args.num_cpus or local_cluster_cpus(need, spec.max_concurrent)
-            from attmask_ray.resources import local_gpu_count
-
             conc = concurrency(need, cpus, local_gpu_count(), spec.max_concurrent)
-        if args.dry_run:
-            print_dry_run(sweep, num_samples, conc)
-            return 0
         check_data(sweep)
     except (ConfigError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)

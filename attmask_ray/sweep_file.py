@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from attmask_ray.config import ConfigError, ExperimentConfig, apply_overrides, flatten, parse_overrides, to_dict
+from attmask_ray.train.trial import knob_values
 from attmask_ray.tune_spec import TuneSpec
 
 
@@ -100,10 +101,6 @@ def _split_parts(text: str) -> list[str]:
     return out
 
 
-def knobs_of(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()}
-
-
 def sample_points(sweep: Sweep, n: int = 8) -> list[dict[str, Any]]:
     """Parameter sets the search can produce: every grid point, or ``n`` random draws."""
     import optuna
@@ -140,7 +137,7 @@ def validate_space(sweep: Sweep) -> None:
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConfigError(f"{sweep.path}: search space knob {key!r} is not a config key{hint}")
         try:
-            apply_overrides(sweep.config, knobs_of(point))
+            apply_overrides(sweep.config, knob_values(point))
         except ConfigError as exc:
             raise ConfigError(f"{sweep.path}: search point {point} is invalid: {exc}") from None
 

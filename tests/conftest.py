@@ -20,3 +20,42 @@ TINY_MODEL = dict(arch="vit_tiny_patch16_224", patch_size=4, depth=3, embed_dim=
 def tiny_model_cfg() -> ModelConfig:
     """A 3-block, 48-wide ViT with patch 4 (28x28 -> 7x7 grid) and a 64-way head."""
     return ModelConfig(**TINY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """The one local Ray cluster of the test session (4 logical CPUs: trial drivers + workers).
+
+    Started on first use and shut down at the end; only this cluster is stopped, never
+    another one on the machine.
+    """
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}})
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def embedded_root(tmp_path_factory):
+    """Fashion-MNIST shards for Ray tests: train = first 30 per class (300), test = 10,000."""
+    from data_prep.fashion_mnist import build
+
+    out = tmp_path_factory.mktemp("fashion_300")
+    build(out, train_subset=300)
+    return out
+
+
+def tiny_experiment(root, **over):
+    """A 3-block ViT on 28x28 Fashion-MNIST shards under ``root``; ``over`` = dotted overrides."""
+    from attmask_ray.config import apply_overrides
+    from attmask_ray.presets import embedded
+
+    cfg = embedded("test", root=str(root), epochs=2, batch_size=32, width=48, depth=3, heads=3, out_dim=64,
+                   local_crops=2, eval_every=1)
+    base = {"eval.batch_size": 1024, "eval.knn_k": (10, 20), "scaling.log_every": 2}
+    return apply_overrides(cfg, {**base, **over})

@@ -80,11 +80,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     loader = build_train_loader(cfg.data, cfg.optim.batch_size // world, rank, world, device, seed=cfg.data.seed)
     state = TrainingState.build(cfg, steps_per_epoch=len(loader), device=device)
     ckpt = ray.train.get_checkpoint()
+    resumed_from = -1  # reported so a restart from a checkpoint is visible in the results
     if ckpt is not None:
         with ckpt.as_directory() as d:
             restored = load_checkpoint(d, map_location=device)
             state.load_state_dict(restored.payload["state"])
             set_rng_state(restored.payload["rng"])
+            resumed_from = state.step
+            print(f"[attmask_ray] rank {rank}: resumed from checkpoint at step {state.step}", flush=True)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -94,7 +97,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     images_per_step = cfg.optim.batch_size
 
     def report(metrics: dict[str, Any], with_checkpoint: bool) -> None:
-        metrics = {**metrics, "step": state.step, "epoch": state.step / spe}
+        metrics = {**metrics, "step": state.step, "epoch": state.step / spe, "resumed_from_step": resumed_from}
         if exporter is not None:
             exporter.update(metrics)
         if with_checkpoint:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attmask_ray.config import ExperimentConfig, apply_overrides, from_dict, to_dict
+from attmask_ray.config import ExperimentConfig, apply_overrides, from_dict, parse_value, to_dict
 
 
 class TrialStopped(RuntimeError):
@@ -19,8 +19,23 @@ class TrialStopped(RuntimeError):
 
 def trial_config(base: dict[str, Any], sampled: dict[str, Any]) -> ExperimentConfig:
     """Base config (nested dict) + sampled knobs {"mask.strategy": ..., "seed": ...}."""
-    knobs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in sampled.items() if not k.startswith("_")}
-    return apply_overrides(from_dict(base), knobs)
+    return apply_overrides(from_dict(base), knob_values(sampled))
+
+
+def knob_values(sampled: dict[str, Any]) -> dict[str, Any]:
+    """Sampled knobs as config values: lists -> tuples, "(0.1, 0.3)"-style strings -> tuples.
+
+    Optuna categorical choices must be scalars, so tuple knobs such as mask.pred_ratio are
+    written as strings in search spaces.
+    """
+    out = {}
+    for k, v in sampled.items():
+        if k.startswith("_"):
+            continue
+        if isinstance(v, str) and v.strip().startswith(("(", "[")):
+            v = parse_value(v)
+        out[k] = tuple(v) if isinstance(v, list) else v
+    return out
 
 
 def run_trial(params: dict[str, Any]) -> None:

@@ -1,0 +1,30 @@
+"""Table 1 at small scale: the five masking strategies, 3 fixed seeds each, one shared config.
+
+block (iBOT) / random / attmask_low / attmask_hint / attmask_high with r ~ U(0.1, 0.5),
+p = 0.5, attention from the last teacher layer; everything else identical across
+strategies (no per-strategy tuning). Tiny ViT (patch 4, 6 blocks, width 96) on the first
+10,000 Fashion-MNIST training images, k-NN on the 10,000 test images.
+Expected run time: ~15 trials x ~6 min, 2 at a time, on a 2-core CPU machine (~50 min).
+Data: python -m data_prep.fashion_mnist data/fashion_mnist_10k --train-subset 10000
+Run:  python -m attmask_ray.sweep sweeps/strategies.py
+"""
+
+from attmask_ray.config import ExperimentConfig
+from attmask_ray.presets import embedded
+from attmask_ray.tune_spec import TuneSpec
+
+STRATEGIES = ["block", "random", "attmask_low", "attmask_hint", "attmask_high"]
+SEEDS = [0, 1, 2]
+
+
+def get_config(arg: str = "") -> ExperimentConfig:
+    return embedded("strategies", root="data/fashion_mnist_10k", epochs=20, width=96, depth=6, eval_every=5)
+
+
+def search_space(trial) -> None:
+    trial.suggest_categorical("mask.strategy", STRATEGIES)
+    trial.suggest_categorical("seed", SEEDS)
+
+
+TUNE = TuneSpec(metric="knn_top1", mode="max", num_samples=len(STRATEGIES) * len(SEEDS), max_concurrent=2,
+                sampler="grid", grid={"mask.strategy": STRATEGIES, "seed": SEEDS}, eval_tasks=("knn", "fewshot"))
