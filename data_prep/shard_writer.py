@@ -96,6 +96,17 @@ class _Images:
         return self.images[i], self.labels[i]
 
 
+class _NoBar:
+    def __init__(self, *args: Any, **kwargs: Any):
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 _WORKER: dict[str, Any] = {}
 
 
@@ -111,8 +122,11 @@ def _tick_shared() -> None:
 def _write_shard(out: Path, shard_id: int, items: Sequence[Item], opts: WriteOptions,
                  loader: SampleLoader | None = None, tick: Callable[[], None] | None = None) -> dict[str, int]:
     """Decode ``items``, write shard ``shard_id`` (temp name, then rename), return status counts."""
+    import ffcv.writer
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
+
+    ffcv.writer.tqdm = _NoBar  # DatasetWriter draws its own tqdm bar per shard; ours is the rich one
 
     loader = loader or _WORKER["loader"]
     tick = tick or _tick_shared

@@ -148,3 +148,46 @@ class CenterCropDecoder(_DecodeOnce):
 
         decode.is_parallel = True
         return decode
+
+
+class FullImageDecoder(_DecodeOnce):
+    """Decode once and emit the whole image, top-left aligned in a [Hmax, Wmax, 3] slot.
+
+    Output per batch: [B, Hmax*Wmax*3] uint8; sample b's pixels are rows [:h_b, :w_b] of
+    ``row.view(Hmax, Wmax, 3)`` (the rest is stale). The crops are then cut on the device
+    (:mod:`attmask_ray.data.device_crops`), so the host only decodes.
+    """
+
+    def __init__(self, max_height: int, max_width: int):
+        super().__init__(max_height * max_width * 3)
+        self.max_height, self.max_width = max_height, max_width
+
+    def generate_code(self) -> Callable:
+        mem_read = self.memory_read
+        my_range = Compiler.get_iterator()
+        imdecode_c = Compiler.compile(imdecode)
+        jpg = IMAGE_MODES["jpg"]
+        stride = self.max_width * 3
+
+        def decode(batch_indices, my_storage, metadata, storage_state):
+            destination, temp_storage = my_storage
+            for dst_ix in my_range(len(batch_indices)):
+                field = metadata[batch_indices[dst_ix]]
+                image_data = mem_read(field["data_ptr"], storage_state)
+                height = np.uint32(field["height"])
+                width = np.uint32(field["width"])
+                row = destination[dst_ix]
+                line = width * 3
+                if field["mode"] == jpg and line == stride:  # full-width image: decode straight into the slot
+                    imdecode_c(image_data, row, height, width, height, width, 0, 0, 1, 1, False, False)
+                else:
+                    src = image_data
+                    if field["mode"] == jpg:
+                        src = temp_storage[dst_ix]
+                        imdecode_c(image_data, src, height, width, height, width, 0, 0, 1, 1, False, False)
+                    for r in range(height):
+                        row[r * stride:r * stride + line] = src[r * line:(r + 1) * line]
+            return destination[:len(batch_indices)]
+
+        decode.is_parallel = True
+        return decode

@@ -9,10 +9,12 @@ import numpy as np
 import torch
 
 from attmask_ray.config import DataConfig
-from attmask_ray.data import augment
+from attmask_ray.data import augment, device_crops
 from attmask_ray.data.dataset import DatasetInfo, check_dataset
 from attmask_ray.data.errors import DataError
-from attmask_ray.data.multicrop import MultiCropDecoder, split_crops
+from attmask_ray.data.multicrop import FullImageDecoder, MultiCropDecoder, split_crops
+
+CROP_MODES = ("auto", "device", "host")
 from attmask_ray.data.sharding import PlannedOrder, shard_slice, shard_visit_order
 
 
@@ -48,10 +50,15 @@ class TrainLoader:
     ``iter(loader)`` yields ``(crops, labels)``: crops = [2 x [B, 3, G, G]] + [m x [B, 3, L, L]]
     float32 normalised on ``device``; labels [B] int64. ``len(loader)`` = steps per epoch
     (drop_last). ``wait_time`` = seconds spent waiting for FFCV batches in the last epoch.
+
+    ``crops_on``: "device" = the host only decodes (once) and the RandomResizedCrops are cut
+    on ``device`` with roi_align; "host" = the FFCV decoder cuts all crops after its single
+    decode (OpenCV area resize); "auto" = "device" on CUDA, else "host".
     """
 
     def __init__(self, cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1,
-                 device: str | torch.device = "cpu", seed: int = 0, path: str | None = None):
+                 device: str | torch.device = "cpu", seed: int = 0, path: str | None = None,
+                 crops_on: str = "auto"):
         from ffcv.loader import Loader
 
         if batch_size < 1:
@@ -60,6 +67,9 @@ class TrainLoader:
             raise DataError(f"rank {rank} is not in [0, world_size={world_size}); pass the Ray Train world rank and size")
         self.cfg, self.batch_size, self.rank, self.world_size = cfg, batch_size, rank, world_size
         self.device, self.seed = torch.device(device), seed
+        if crops_on not in CROP_MODES:
+            raise DataError(f"crops_on must be one of {CROP_MODES}, got {crops_on!r}")
+        self.crops_on = crops_on if crops_on != "auto" else ("device" if self.device.type == "cuda" else "host")
         self.info = check_dataset(path or cfg.train_path, min_resolution=cfg.global_crop_size)
         check_crop_sizes(self.info, cfg)
         self.epoch = 0
@@ -72,16 +82,27 @@ class TrainLoader:
         self._mean = torch.tensor(cfg.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(cfg.std, device=self.device).view(1, 3, 1, 1)
         self._orders, self.loaders = [], []
+        self._sizes: list[torch.Tensor] = []  # device mode: [n, 2] (h, w) per shard
+        self._slots: dict[int, tuple[int, int]] = {}  # device mode: (Hmax, Wmax) per shard
+        self._slot = (0, 0)
         decoder_args = (cfg.global_crop_size, cfg.local_crop_size, cfg.local_crops_number,
                         cfg.global_crops_scale, cfg.local_crops_scale)
         for s, shard in enumerate(self.info.shards):
             if self._per_rank[s] < batch_size:  # a shard slice smaller than a batch yields nothing
                 self._orders.append(None)
                 self.loaders.append(None)
+                self._sizes.append(torch.zeros(0, 2))
                 continue
             order = PlannedOrder(self._slice(s, 0))
-            decoder = MultiCropDecoder(*decoder_args)
-            self.layout = decoder.layout
+            if self.crops_on == "host":
+                decoder = MultiCropDecoder(*decoder_args)
+                self.layout = decoder.layout
+            else:
+                from ffcv.reader import Reader
+                meta = Reader(shard).metadata["f0"]  # field 0 = image (data_prep writes image, label)
+                self._sizes.append(torch.from_numpy(np.stack([meta["height"], meta["width"]], 1).astype(np.float32)))
+                self._slots[s] = (int(meta["height"].max()), int(meta["width"].max()))
+                decoder = FullImageDecoder(*self._slots[s])
             self._orders.append(order)
             self.loaders.append(Loader(shard, batch_size=batch_size, num_workers=cfg.num_workers, order=order,
                                        os_cache=True, drop_last=True, batches_ahead=3,
@@ -116,13 +137,37 @@ class TrainLoader:
         cpu.manual_seed((key ^ 0x9E3779B9) & 0x7FFFFFFFFFFFFFFF)
         return dev, cpu
 
-    def views(self, rows: torch.Tensor, gen: torch.Generator, order_gen: torch.Generator) -> list[torch.Tensor]:
-        """rows [B, K] uint8 (see multicrop.crop_layout) -> augmented, normalised crops (list)."""
+    def _device_crops(self, rows: torch.Tensor, sizes: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
+        """rows [B, Hmax*Wmax*3] uint8 whole images, sizes [B, 2] (h, w) -> 2 + m crops [B, 3, S, S] in [0, 1]."""
+        cfg, b = self.cfg, rows.shape[0]
+        hmax, wmax = self._slot
+        images = rows.view(b, hmax, wmax, 3).permute(0, 3, 1, 2).float()
+        h, w = sizes[:, 0], sizes[:, 1]
+        out = []
+        for n, size, scale in ((2, cfg.global_crop_size, cfg.global_crops_scale),
+                               (cfg.local_crops_number, cfg.local_crop_size, cfg.local_crops_scale)):
+            if n == 0:
+                continue
+            boxes = device_crops.sample_boxes(h.repeat(n), w.repeat(n), scale, gen)
+            crops = device_crops.crop_resize(images, boxes, size).div_(255.0).clamp_(0, 1)
+            out.extend(crops.split(b))
+        return out
+
+    def views(self, rows: torch.Tensor, gen: torch.Generator, order_gen: torch.Generator,
+              sizes: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """rows [B, K] uint8 -> augmented, normalised crops (list of 2 + m [B, 3, S, S] float32).
+
+        Host mode: rows follow multicrop.crop_layout. Device mode: rows are whole images and
+        ``sizes`` [B, 2] gives each one's (h, w).
+        """
         out = []
         b = rows.shape[0]
-        for k, crop in enumerate(split_crops(rows, self.layout)):
+        if self.crops_on == "host":
+            crops = [c.float().div_(255.0).contiguous() for c in split_crops(rows, self.layout)]
+        else:
+            crops = self._device_crops(rows, sizes, gen)
+        for k, x in enumerate(crops):
             probs = self._probs[min(k, 2)]
-            x = crop.float().div_(255.0).contiguous()
             p = augment.sample_params(b, self.cfg, probs, gen, self.device, order_gen)
             x = augment.apply(x, p, self.cfg, probs)
             out.append(augment.normalise(x, self._mean, self._std))
@@ -130,16 +175,30 @@ class TrainLoader:
 
     def __iter__(self) -> Iterator[tuple[list[torch.Tensor], torch.Tensor]]:
         gen, order_gen = self._generators()
+        for rows, labels, sizes in self.raw_batches():
+            yield self.views(rows, gen, order_gen, sizes), labels
+
+    def raw_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """This epoch's un-augmented batches: (rows [B, K] uint8, labels [B] int64, sizes [B, 2] or None).
+
+        Host mode: rows = crops (multicrop.crop_layout), sizes None. Device mode: rows = whole
+        images in [Hmax, Wmax, 3] slots, sizes = (h, w) per sample on the device. Updates
+        ``wait_time``; rows live in FFCV's recycled buffers, so use them before the next batch.
+        """
         self.wait_time = 0.0
         for s in shard_visit_order(len(self.info.shards), self.seed, self.epoch):
             loader = self.loaders[s]
             if loader is None:
                 continue
-            self._orders[s].current = self._slice(s, self.epoch)
+            order = self._orders[s].current = self._slice(s, self.epoch)
+            if self.crops_on == "device":
+                self._slot = self._slots[s]
+                sizes_all = self._sizes[s][torch.from_numpy(order.astype(np.int64))].to(self.device)
             loader.next_epoch = self.epoch
             t0 = time.perf_counter()
             it = iter(loader)
             self.wait_time += time.perf_counter() - t0
+            k = 0
             while True:
                 t0 = time.perf_counter()
                 try:
@@ -148,11 +207,15 @@ class TrainLoader:
                     self.wait_time += time.perf_counter() - t0
                     break
                 self.wait_time += time.perf_counter() - t0
-                labels = labels.view(-1).long().clone()  # FFCV recycles its buffers
-                yield self.views(rows, gen, order_gen), labels
+                sizes = None
+                if self.crops_on == "device":
+                    sizes = sizes_all[k * self.batch_size:(k + 1) * self.batch_size]
+                k += 1
+                yield rows, labels.view(-1).long().clone(), sizes  # FFCV recycles its buffers
 
 
 def build_train_loader(cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1,
-                       device: str | torch.device = "cpu", seed: int = 0, path: str | None = None) -> TrainLoader:
+                       device: str | torch.device = "cpu", seed: int = 0, path: str | None = None,
+                       crops_on: str = "auto") -> TrainLoader:
     """Build the multi-crop training loader (see :class:`TrainLoader`); ``path`` defaults to cfg.train_path."""
-    return TrainLoader(cfg, batch_size, rank, world_size, device, seed, path)
+    return TrainLoader(cfg, batch_size, rank, world_size, device, seed, path, crops_on)
