@@ -101,18 +101,12 @@ def _hue_shift(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
     hue = ((hr + hg + hb) / 6.0 + 1.0) % 1.0
     hue = torch.where(delta > 0, hue, torch.zeros_like(hue))
-    hue = (hue + shift.view(-1, 1, 1)) % 1.0
-    i = torch.floor(hue * 6.0)
-    f = hue * 6.0 - i
-    i = i.to(torch.int64) % 6
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    sel = [(v, q, p, p, t, v), (t, v, v, q, p, p), (p, p, t, v, v, q)]
+    hue6 = ((hue + shift.view(-1, 1, 1)) % 1.0) * 6.0
+    vs = v * s
     out = []
-    for chan in sel:
-        o = torch.zeros_like(v)
-        for k in range(6):
-            o = torch.where(i == k, chan[k], o)
-        out.append(o)
+    for n in (5.0, 3.0, 1.0):  # HSV -> RGB without branches: c_n = v - v*s*clamp(min(k, 4 - k), 0, 1)
+        k = (hue6 + n) % 6.0
+        out.append(v - vs * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0))
     return torch.stack(out, 1)
 
 

@@ -104,3 +104,11 @@ def test_hue_shift_zero_is_identity_and_full_turn_wraps() -> None:
     assert torch.allclose(augment._hue_shift(x, torch.full((3,), 1.0)), x, atol=1e-5)
     y = augment._hue_shift(x, torch.full((3,), 0.1))
     assert torch.allclose(y.amax(1), x.amax(1), atol=1e-5)  # hue rotation keeps the HSV value
+
+
+def test_hue_shift_matches_torchvision() -> None:
+    from torchvision.transforms.v2 import functional as TF
+
+    x = torch.rand(4, 3, 16, 16)
+    for h in (-0.1, 0.05, 0.3):
+        assert torch.allclose(augment._hue_shift(x, torch.full((4,), h)), TF.adjust_hue(x, h), atol=1e-5)
