@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attmask_ray.config import ConfigError, apply_overrides, parse_overrides
+from attmask_ray.data.errors import DataError
 from attmask_ray.eval.features import EvalError
 from attmask_ray.eval.tasks import TASKS, run_evaluations
 from attmask_ray.train.checkpoint import CheckpointError, load_checkpoint
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = run_evaluations(ckpt.path, args.tasks, args.train, args.val, cfg.eval,
                                   which="student" if args.student else "teacher", attn_checkpoint=args.attn_checkpoint,
                                   out_dir=args.out, address=args.address, local=args.local)
-    except (CheckpointError, EvalError, ConfigError) as exc:  # DataError is a ValueError too
+    except (CheckpointError, EvalError, ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:

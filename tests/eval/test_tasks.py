@@ -14,6 +14,9 @@ from attmask_ray.train.checkpoint import CheckpointError, load_checkpoint
 
 from tests.eval.toy import toy_split
 
+# numba's dispatcher finalizer (FFCV loaders of other tests) may raise a harmless KeyError at any later GC
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 
 def test_extract_features_kinds_match_direct_forward(tiny_checkpoint):
     backbone = load_checkpoint(tiny_checkpoint).backbone("teacher")

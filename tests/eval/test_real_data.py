@@ -1,0 +1,41 @@
+"""End to end on real FFCV shards: the CLI with the project's eval loader; class-count mismatch."""
+
+from __future__ import annotations
+
+import pytest
+
+from attmask_ray import evaluate
+from data_prep.imagefolder import convert
+from data_prep.sample_photos import make_photo_folder
+from data_prep.shard_writer import WriteOptions
+
+# numba's dispatcher finalizer raises a harmless KeyError when an FFCV Loader is garbage-collected
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    src = tmp_path_factory.mktemp("photos")
+    make_photo_folder(src / "train", per_class=6, classes=3, size=(48, 64))
+    make_photo_folder(src / "val", per_class=2, classes=3, size=(48, 64), seed=1)
+    out = tmp_path_factory.mktemp("shards")
+    convert(src, out, WriteOptions(num_shards=1, max_resolution=48))
+    two = tmp_path_factory.mktemp("photos2")
+    make_photo_folder(two / "val", per_class=2, classes=2, size=(48, 64), seed=2)
+    convert(two, out / "two_classes", WriteOptions(num_shards=1, max_resolution=48))
+    return out
+
+
+def test_cli_on_real_shards_and_class_mismatch(tiny_checkpoint, shards, tmp_path, capsys):
+    rc = evaluate.main([str(tiny_checkpoint), "--tasks", "knn", "--local", "--train", str(shards / "train"),
+                        "--val", str(shards / "val"), "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "knn_top1" in captured.out and (tmp_path / "results.parquet").exists()
+    rc = evaluate.main([str(tiny_checkpoint), "--tasks", "knn", "--local", "--train", str(shards / "train"),
+                        "--val", str(shards / "two_classes" / "val")])
+    assert rc == 2 and "class-count mismatch" in capsys.readouterr().err
+    rc = evaluate.main([str(tiny_checkpoint), "--tasks", "knn", "--local", "--train", str(tmp_path / "missing"),
+                        "--val", str(shards / "val")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
