@@ -1,0 +1,239 @@
+"""Loader benchmark: ``python -m attmask_ray.bench data [--images 360] [--workers 2] [--device cpu]``.
+
+Prints images/s (one image = 2 global + m local crops) for, on the same real JPEG photos:
+  * bare decode      libjpeg-turbo (OpenCV) decoding the JPEG bytes, W threads, no crops: the ceiling
+  * converter        data_prep ImageFolder -> .beton
+  * ffcv decode-once, crops on device: the host side (FFCV threads decode once into
+                     full-image slots; what the GPU receives), then + roi_align crops + batched
+                     SPEC §5 augmentations on --device (on a CPU-only machine that work lands on
+                     the same cores)
+  * ffcv decode-once, crops on host: the numba decoder cuts all 2 + m crops (OpenCV area
+                     resize) after its single decode; then + batched augmentations
+  * ffcv per-crop    one FFCV pipeline (RandomResizedCrop decoder) per crop: 2 + m decodes per image
+  * torchvision      ImageFolder + PIL + DataLoader(W workers), DINO-style per-sample transforms
+Photos: without --src, 9 package-shipped photos (scikit-image, scikit-learn) are cut into
+seeded random crops re-encoded as JPEG at ImageNet-like sizes (500x375 / 375x500).
+The first FFCV epoch pays numba compilation; it is reported separately, then excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+
+
+def bare_decode(files: list[Path], workers: int, repeats: int = 2) -> float:
+    """Images/s of cv2.imdecode (libjpeg-turbo) on in-memory JPEG bytes with ``workers`` threads."""
+    import cv2
+
+    blobs = [np.frombuffer(f.read_bytes(), dtype=np.uint8) for f in files]
+    cv2.setNumThreads(1)
+
+    def dec(chunk: list[np.ndarray]) -> int:
+        for b in chunk:
+            cv2.imdecode(b, cv2.IMREAD_COLOR)
+        return len(chunk)
+
+    chunks = [blobs[i::workers] for i in range(workers)]
+    best = 0.0
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in range(repeats):
+            t = time.perf_counter()
+            n = sum(pool.map(dec, chunks))
+            best = max(best, n / (time.perf_counter() - t))
+    return best
+
+
+def _timed_epochs(run_epoch, epochs: int) -> tuple[float, float]:
+    """(first epoch seconds, best images/s over the next ``epochs`` epochs).
+
+    Best-of rather than mean: the machine is shared, and the best epoch is the one least
+    disturbed by other processes (the same rule is applied to every row).
+    """
+    t = time.perf_counter()
+    run_epoch(0)
+    first = time.perf_counter() - t
+    best = 0.0
+    for e in range(1, epochs + 1):
+        t = time.perf_counter()
+        n = run_epoch(e)
+        best = max(best, n / (time.perf_counter() - t))
+    return first, best
+
+
+def ffcv_multicrop(path: str, cfg, batch: int, epochs: int, device: str, augment: bool,
+                   crops_on: str, max_batches: int | None = None) -> tuple[float, float]:
+    from attmask_ray.data import build_train_loader
+
+    loader = build_train_loader(cfg, batch, device=device, path=path, crops_on=crops_on)
+
+    def run(epoch: int) -> int:
+        loader.set_epoch(epoch)
+        n = 0
+        if augment:
+            for k, (crops, _) in enumerate(loader):
+                n += crops[0].shape[0]
+                if max_batches is not None and k + 1 >= max_batches:
+                    break
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+        else:
+            for rows, *_ in loader.raw_batches():
+                n += rows.shape[0]
+        return n
+    return _timed_epochs(run, epochs)
+
+
+def ffcv_per_crop(path: str, cfg, batch: int, epochs: int) -> tuple[float, float]:
+    """The alternative design: 2 + m PipelineSpecs on the same field, each decoding again."""
+    from ffcv.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder
+    from ffcv.loader import Loader, OrderOption
+    from ffcv.pipeline import PipelineSpec
+    from ffcv.transforms import ToTensor
+
+    from attmask_ray.data import check_dataset
+
+    shard = check_dataset(path).shards[0]
+    pipes = {"label": [IntDecoder(), ToTensor()], "image": None}
+    sizes = [(cfg.global_crop_size, cfg.global_crops_scale)] * 2 + [(cfg.local_crop_size, cfg.local_crops_scale)] * cfg.local_crops_number
+    for k, (size, scale) in enumerate(sizes):
+        pipes[f"crop{k}"] = PipelineSpec("image", decoder=RandomResizedCropRGBImageDecoder((size, size), scale=scale),
+                                         transforms=[ToTensor()])
+    loader = Loader(shard, batch_size=batch, num_workers=cfg.num_workers, order=OrderOption.RANDOM, seed=0,
+                    os_cache=True, drop_last=True, pipelines=pipes)
+
+    def run(epoch: int) -> int:
+        return sum(b[0].shape[0] for b in loader)
+    return _timed_epochs(run, epochs)
+
+
+def torchvision_baseline(src: Path, cfg, batch: int, epochs: int, workers: int) -> tuple[float, float]:
+    """DINO's DataAugmentation: PIL decode + per-crop bicubic RandomResizedCrop + flip/jitter/gray/blur/solarize."""
+    import random
+
+    from PIL import ImageFilter, ImageOps
+    from torchvision import datasets, transforms as T
+
+    class Blur:
+        def __init__(self, p: float):
+            self.p = p
+
+        def __call__(self, img):
+            if random.random() >= self.p:
+                return img
+            return img.filter(ImageFilter.GaussianBlur(radius=random.uniform(0.1, 2.0)))
+
+    class Solarize:
+        def __init__(self, p: float):
+            self.p = p
+
+        def __call__(self, img):
+            return ImageOps.solarize(img) if random.random() < self.p else img
+
+    color = [T.RandomHorizontalFlip(), T.RandomApply([T.ColorJitter(*cfg.color_jitter)], p=cfg.color_jitter_prob),
+             T.RandomGrayscale(p=cfg.grayscale_prob)]
+    norm = [T.ToTensor(), T.Normalize(cfg.mean, cfg.std)]
+    bicubic = T.InterpolationMode.BICUBIC
+    g1 = T.Compose([T.RandomResizedCrop(cfg.global_crop_size, cfg.global_crops_scale, interpolation=bicubic), *color,
+                    Blur(cfg.blur_prob[0]), *norm])
+    g2 = T.Compose([T.RandomResizedCrop(cfg.global_crop_size, cfg.global_crops_scale, interpolation=bicubic), *color,
+                    Blur(cfg.blur_prob[1]), Solarize(cfg.solarize_prob), *norm])
+    lo = T.Compose([T.RandomResizedCrop(cfg.local_crop_size, cfg.local_crops_scale, interpolation=bicubic), *color,
+                    Blur(cfg.blur_prob[2]), *norm])
+
+    def multicrop(img):
+        return [g1(img), g2(img)] + [lo(img) for _ in range(cfg.local_crops_number)]
+
+    ds = datasets.ImageFolder(str(src), transform=multicrop)
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                                     persistent_workers=True)
+
+    def run(epoch: int) -> int:
+        return sum(b[1].shape[0] for b in dl)
+    return _timed_epochs(run, epochs)
+
+
+def main(argv: list[str]) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from attmask_ray.config import DataConfig
+    from data_prep.imagefolder import convert
+    from data_prep.sample_photos import make_photo_folder
+    from data_prep.shard_writer import WriteOptions
+
+    ap = argparse.ArgumentParser(prog="python -m attmask_ray.bench data", description=__doc__.split("\n")[0])
+    ap.add_argument("--src", default=None, help="ImageFolder of JPEGs (default: photo crops made from package photos)")
+    ap.add_argument("--images", type=int, default=360, help="photos to generate without --src")
+    ap.add_argument("--workers", type=int, default=2, help="decode threads (FFCV) = DataLoader workers = decode threads")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up epoch (best one reported)")
+    ap.add_argument("--local-crops", type=int, default=6)
+    ap.add_argument("--global-size", type=int, default=224)
+    ap.add_argument("--local-size", type=int, default=96)
+    ap.add_argument("--max-resolution", type=int, default=0, help="stored longer side (0 = as the source)")
+    ap.add_argument("--aug-batches", type=int, default=4, help="batches timed for the +aug rows on CPU (slow there)")
+    ap.add_argument("--device", default="cpu", help="where the FFCV loader's batched augmentations run")
+    ap.add_argument("--skip", default="", help="comma list of rows to skip: device,host,aug,per-crop,torchvision")
+    args = ap.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    console = Console()
+    torch.set_num_threads(args.workers)
+    work = Path(tempfile.mkdtemp(prefix="bench_data_"))
+    if args.src:
+        src = Path(args.src)
+    else:
+        src = make_photo_folder(work / "photos", per_class=max(1, args.images // 9), classes=9, size=(375, 500))
+    files = _files(src)
+    console.print(f"{len(files)} JPEG photos in {src}; workers={args.workers}, batch={args.batch}, crops 2x{args.global_size} "
+                  f"+ {args.local_crops}x{args.local_size}, device={args.device}, cpus={os.cpu_count()}")
+    cfg = DataConfig(global_crop_size=args.global_size, local_crop_size=args.local_size, local_crops_number=args.local_crops,
+                     eval_resize=max(args.global_size, 256), num_workers=args.workers)
+    rows: list[tuple[str, float, str]] = []
+
+    decode = bare_decode(files, args.workers)
+    rows.append(("bare decode (libjpeg-turbo, no crops)", decode, ""))
+    t = time.perf_counter()
+    reports = convert(src, work / "shards", WriteOptions(num_shards=1, max_resolution=args.max_resolution or None,
+                                                         workers=1))
+    conv = reports["train"].images_per_s
+    rows.append(("converter ImageFolder -> .beton (1 process)", conv, f"{time.perf_counter() - t:.1f}s incl. start-up"))
+    path = str(work / "shards")
+    for mode in ("device", "host"):
+        if mode in skip:
+            continue
+        what = "host side: decode into slots" if mode == "device" else "decode + 2+m area crops (numba)"
+        first, rate = ffcv_multicrop(path, cfg, args.batch, args.epochs, args.device, False, mode)
+        rows.append((f"ffcv decode-once, crops on {mode}: {what}", rate, f"first epoch {first:.1f}s (numba compile)"))
+        if "aug" not in skip:
+            extra = "+ roi_align crops " if mode == "device" else ""
+            nb = None if args.device.startswith("cuda") else args.aug_batches
+            first, rate = ffcv_multicrop(path, cfg, args.batch, 1, args.device, True, mode, nb)
+            note = f"first epoch {first:.1f}s" + (f"; {nb} batches timed" if nb else "")
+            rows.append((f"  ... {extra}+ batched aug on {args.device}", rate, note))
+    if "per-crop" not in skip:
+        first, rate = ffcv_per_crop(path, cfg, args.batch, args.epochs)
+        rows.append((f"ffcv per-crop pipelines ({2 + args.local_crops} decodes, no aug)", rate, f"first epoch {first:.1f}s"))
+    base = None
+    if "torchvision" not in skip:
+        first, base = torchvision_baseline(src, cfg, args.batch, args.epochs, args.workers)
+        rows.append((f"torchvision ImageFolder+PIL DataLoader ({args.workers} workers, full aug)", base, f"first epoch {first:.1f}s"))
+
+    table = Table(title="multi-crop loader throughput (images/s; 1 image = 2 + m crops)", width=140)
+    for col in ("pipeline", "img/s", "x torchvision", "% bare decode", "note"):
+        table.add_column(col, justify="right" if col in ("img/s", "x torchvision", "% bare decode") else "left")
+    for name, r, note in rows:
+        table.add_row(name, f"{r:,.0f}", f"{r / base:.2f}x" if base else "-", f"{100 * r / decode:.0f}%", note)
+    console.print(table)
+    return 0
