@@ -1,9 +1,8 @@
-"""Eval fixtures: a tiny checkpoint, in-memory splits, and one shared local Ray cluster."""
+"""Eval fixtures: a tiny checkpoint and in-memory splits (the Ray cluster fixture is tests/conftest.py)."""
 
 from __future__ import annotations
 
 import functools
-import os
 
 import pytest
 
@@ -27,20 +26,6 @@ def tiny_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def toy_loader():
     return functools.partial(tensor_loader, datasets={"train": toy_split(12, 0), "val": toy_split(5, 1)})
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """One local 2-CPU cluster for the whole session; shuts down only the one it started."""
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture
