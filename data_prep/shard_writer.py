@@ -201,7 +201,7 @@ def write_shards(items: Sequence[Item], classes: Sequence[str], out: str | Path,
                             f"use a new output folder or delete {out}")
     else:
         write_text_atomic(json.dumps(plan, indent=1), plan_path)
-    for stale in out.glob("*.tmp"):
+    for stale in [*out.glob("*.tmp"), *(out / PARTS).glob("*.tmp")]:
         stale.unlink()
 
     num_shards = min(opts.num_shards, len(items))

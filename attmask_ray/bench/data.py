@@ -188,7 +188,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--skip", default="", help="comma list of rows to skip: device,host,aug,per-crop,torchvision")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
-    console = Console()
+    console = Console(width=160)
     torch.set_num_threads(args.workers)
     work = Path(tempfile.mkdtemp(prefix="bench_data_"))
     if args.src:

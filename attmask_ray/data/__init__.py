@@ -1,9 +1,24 @@
-"""Data layer: shard validation, the FFCV multi-crop training loader and the eval loader."""
+"""Data layer: shard validation, the FFCV multi-crop training loader and the eval loader.
+
+``DataError``, ``DatasetInfo`` and ``check_dataset`` import cheaply (no FFCV, no numba), so
+the sweep driver can validate data before any cluster starts; the loaders load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from attmask_ray.data.dataset import DatasetInfo, check_dataset
 from attmask_ray.data.errors import DataError
-from attmask_ray.data.eval_loader import EvalLoader, build_eval_loader
-from attmask_ray.data.train_loader import TrainLoader, build_train_loader
 
-__all__ = ["DataError", "DatasetInfo", "check_dataset", "TrainLoader", "build_train_loader",
-           "EvalLoader", "build_eval_loader"]
+_LAZY = {"TrainLoader": "train_loader", "build_train_loader": "train_loader",
+         "EvalLoader": "eval_loader", "build_eval_loader": "eval_loader"}
+
+__all__ = ["DataError", "DatasetInfo", "check_dataset", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"attmask_ray.data.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'attmask_ray.data' has no attribute {name!r}")

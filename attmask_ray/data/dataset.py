@@ -15,6 +15,13 @@ import numpy as np
 from attmask_ray.data.errors import DataError
 from data_prep.manifest import CLASSES, MANIFEST, SHARD_GLOB, read_meta
 
+# The .beton header layout of ffcv 1.0.2 (ffcv/types.py), copied so that validating a
+# dataset does not import ffcv/numba (seconds); tests assert they equal ffcv's own.
+BETON_VERSION = 2
+HEADER_TYPE = np.dtype([("version", "<u2"), ("num_fields", "<u2"), ("page_size", "<u4"),
+                        ("num_samples", "<u8"), ("alloc_table_ptr", "<u8")], align=True)
+ALLOC_TABLE_TYPE = np.dtype([("sample_id", "<u8"), ("ptr", "<u8"), ("size", "<u8")])
+
 _BUILD_HINT = ("build it with `python -m data_prep.fashion_mnist data/fashion_mnist` "
                "or `python -m data_prep.imagefolder SRC OUT`")
 
@@ -40,16 +47,14 @@ class DatasetInfo:
 
 def _header(shard: Path, fix: str) -> tuple[int, int, np.ndarray]:
     """(num_samples, alloc_table_ptr, alloc_table) of a .beton, or a DataError if it is cut short."""
-    from ffcv.types import ALLOC_TABLE_TYPE, CURRENT_VERSION, HeaderType
-
     size = shard.stat().st_size
     if size == 0:
         raise DataError(f"{shard} is empty; {fix}")
-    if size < HeaderType.itemsize:
+    if size < HEADER_TYPE.itemsize:
         raise DataError(f"{shard} is truncated ({size} bytes, no full header); {fix}")
-    header = np.fromfile(shard, dtype=HeaderType, count=1)[0]
-    if int(header["version"]) != CURRENT_VERSION:
-        raise DataError(f"{shard} is not an FFCV v{CURRENT_VERSION} .beton (version {int(header['version'])}); {fix}")
+    header = np.fromfile(shard, dtype=HEADER_TYPE, count=1)[0]
+    if int(header["version"]) != BETON_VERSION:
+        raise DataError(f"{shard} is not an FFCV v{BETON_VERSION} .beton (version {int(header['version'])}); {fix}")
     ptr = int(header["alloc_table_ptr"])
     if ptr == 0 or ptr > size or (size - ptr) % ALLOC_TABLE_TYPE.itemsize:
         raise DataError(f"{shard} is truncated or unfinished (allocation table at {ptr}, file {size} bytes); {fix}")

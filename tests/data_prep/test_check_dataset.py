@@ -69,3 +69,12 @@ def test_manifest_not_matching_shards(shards: Path) -> None:
 def test_crop_larger_than_stored_resolution(shards: Path) -> None:
     with pytest.raises(DataError, match=r"at most 96 px .* 224 px crop .* --max-resolution >= 224"):
         check_dataset(str(shards), min_resolution=224)
+
+
+def test_header_layout_copy_matches_ffcv() -> None:
+    from ffcv import types
+
+    from attmask_ray.data import dataset
+
+    assert dataset.HEADER_TYPE == types.HeaderType and dataset.ALLOC_TABLE_TYPE == types.ALLOC_TABLE_TYPE
+    assert dataset.BETON_VERSION == types.CURRENT_VERSION
