@@ -38,8 +38,11 @@ def result_rows(results: Any, base: dict[str, Any]) -> list[dict[str, Any]]:
             final_eval = rec.get("source") == "final_eval"
             if not final_eval and pd.isna(rec.get("knn_top1", float("nan"))):
                 continue
-            metrics = {k.removeprefix("eval/"): v for k, v in rec.items()
-                       if _num(v) and (k.startswith("knn_") or k.startswith("eval/") or k in ("loss", "mim", "masked_ratio"))}
+            if final_eval:  # the evaluation tasks' metrics only (the online ones are the previous row)
+                metrics = {k.removeprefix("eval/"): v for k, v in rec.items() if _num(v) and k.startswith("eval/")}
+            else:
+                metrics = {k: v for k, v in rec.items()
+                           if _num(v) and (k.startswith("knn_") or k in ("loss", "mim", "masked_ratio"))}
             rows.append({"trial_id": trial_id, "epoch": float(rec.get("epoch", float("nan"))),
                          "step": int(rec.get("step", 0) or 0), "source": "final_eval" if final_eval else "online",
                          "checkpoint": str(rec.get("checkpoint_path", "") or ""), "status": status,

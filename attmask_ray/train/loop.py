@@ -25,19 +25,30 @@ from attmask_ray.train.step import train_step
 SCALARS = ("loss", "cls", "mim", "masked_ratio")
 
 
+_EVAL_LOADERS: dict[tuple, object] = {}
+
+
+def _eval_loader(path: str, cfg: ExperimentConfig, device: torch.device) -> object:
+    """Eval loaders are built once per worker process (each build pays FFCV's JIT compile)."""
+    from attmask_ray.data import build_eval_loader
+
+    key = (path, str(device), cfg.data, cfg.eval.batch_size)
+    if key not in _EVAL_LOADERS:
+        _EVAL_LOADERS[key] = build_eval_loader(path, cfg.data, cfg.eval.batch_size, device=device)
+    return _EVAL_LOADERS[key]
+
+
 def online_knn(state: TrainingState, cfg: ExperimentConfig) -> dict[str, float]:
     """k-NN of the teacher backbone: train split (or data.knn_train_path) vs data.val_path."""
-    from attmask_ray.data import build_eval_loader
     from attmask_ray.eval.features import extract_features
     from attmask_ray.eval.knn import knn_classify
 
     backbone = state.teacher.backbone
     kind = cfg.eval.knn_feature
-    bs = cfg.eval.batch_size
     bank_path = cfg.data.knn_train_path or cfg.data.train_path
-    train = extract_features(backbone, build_eval_loader(bank_path, cfg.data, bs, device=state.device), (kind,),
+    train = extract_features(backbone, _eval_loader(bank_path, cfg, state.device), (kind,),
                              device=state.device, name="k-NN train")
-    val = extract_features(backbone, build_eval_loader(cfg.data.val_path, cfg.data, bs, device=state.device), (kind,),
+    val = extract_features(backbone, _eval_loader(cfg.data.val_path, cfg, state.device), (kind,),
                            device=state.device, name="k-NN val")
     res = knn_classify(train[kind], train.labels, val[kind], val.labels, ks=cfg.eval.knn_k,
                        temperature=cfg.eval.knn_temperature, chunk=cfg.eval.knn_chunk)

@@ -33,6 +33,22 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def compile_network(model: SSLModel, keep_eager_block: int | None = None) -> None:
+    """torch.compile each transformer block and the head in place (state_dict keys unchanged).
+
+    ``keep_eager_block`` (1-based) stays eager: the teacher's attention read-out hooks its
+    qkv projection, and a hook added to a compiled block would force recompiles.
+    """
+    blocks = model.backbone.vit.blocks
+    if keep_eager_block is None:
+        blocks.compile()  # one graph per crop size; per-block compiles would recompile per drop-path rate
+    else:
+        for i, block in enumerate(blocks, start=1):
+            if i != keep_eager_block:
+                block.compile()
+    model.head.compile(dynamic=True)  # the student's patch head sees a varying number of masked tokens
+
+
 @dataclass
 class TrainingState:
     cfg: ExperimentConfig
@@ -61,6 +77,9 @@ class TrainingState:
         else:
             loss = DINOLoss(cfg.model.out_dim, 2, m, cfg.loss.student_temp, cfg.loss.center_momentum)
         loss = loss.to(device)
+        if cfg.model.compile:
+            compile_network(student)
+            compile_network(teacher, keep_eager_block=cfg.attn_layer)
         o = cfg.optim
         optimizer = torch.optim.AdamW(param_groups(student, o.weight_decay), lr=0.0, weight_decay=0.0,
                                       foreach=True)
