@@ -79,9 +79,8 @@ def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str,
     import optuna
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
-    from attmask_ray.tune_callbacks import ProgressCallback
+    from attmask_ray.tune_callbacks import ProgressCallback, SparseMetricOptunaSearch
 
     spec = sweep.spec
     trainable = tune.with_resources(
@@ -101,7 +100,8 @@ def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str,
         sampler = optuna.samplers.RandomSampler(seed=spec.seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=spec.seed)
-    searcher = ConcurrencyLimiter(OptunaSearch(space=sweep.space, metric=spec.metric, mode=spec.mode, sampler=sampler),
+    searcher = ConcurrencyLimiter(SparseMetricOptunaSearch(space=sweep.space, metric=spec.metric, mode=spec.mode,
+                                                           sampler=sampler),
                                   max_concurrent=conc) if sweep.space else None
     scheduler = None
     if spec.scheduler == "asha":

@@ -73,7 +73,8 @@ from tests.conftest import tiny_experiment
 from attmask_ray.tune_spec import TuneSpec
 
 def get_config(arg=""):
-    return tiny_experiment({root!r}, **{{"optim.epochs": 1, "name": "resume_test"}})
+    # mid-epoch checkpoint reports carry no k-NN: the searcher must cope with sparse metrics
+    return tiny_experiment({root!r}, **{{"optim.epochs": 1, "name": "resume_test", "scaling.checkpoint_every": 4}})
 
 def search_space(trial):
     trial.suggest_categorical("mask.strategy", ["attmask_high", "block"])
@@ -116,3 +117,17 @@ def test_two_trial_sweep_stopped_and_resumed(ray_cluster, embedded_root, tmp_pat
     assert sorted(online["config/mask.strategy"].unique()) == ["attmask_high", "block"]
     assert online.groupby("trial_id")["epoch"].max().eq(1.0).all()
     assert online["knn_top1"].between(0, 100).all()
+
+
+def test_searcher_ignores_results_without_the_metric():
+    from attmask_ray.tune_callbacks import SparseMetricOptunaSearch
+
+    def space(trial):
+        trial.suggest_categorical("seed", [0, 1])
+
+    search = SparseMetricOptunaSearch(space=space, metric="knn_top1", mode="max")
+    config = search.suggest("t1")
+    assert config["seed"] in (0, 1)
+    search.on_trial_result("t1", {"loss": 1.0, "epoch": 0.5})  # stock OptunaSearch raises KeyError here
+    search.on_trial_result("t1", {"knn_top1": 50.0, "epoch": 1.0, "training_iteration": 1})
+    search.on_trial_complete("t1", {"knn_top1": 55.0, "epoch": 1.0})
