@@ -233,7 +233,13 @@ def _run_with_ray(spec: EvalSpec, names: Sequence[str], train_kinds: Sequence[st
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
         started = True
     try:
-        opts = {"num_cpus": spec.eval_cfg.num_cpus, "num_gpus": spec.eval_cfg.num_gpus, "max_retries": 0}
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        # Called from a Tune trial, tasks would be captured by the trial's placement group,
+        # which holds only the trial driver's CPU: schedule them on the cluster instead.
+        outside = PlacementGroupSchedulingStrategy(placement_group=None)
+        opts = {"num_cpus": spec.eval_cfg.num_cpus, "num_gpus": spec.eval_cfg.num_gpus, "max_retries": 0,
+                "scheduling_strategy": outside}
         extract = ray.remote(extract_split).options(**opts)
         train_ref = extract.remote(spec, "train", train_kinds) if train_kinds else ray.put(_empty())
         val_ref = extract.remote(spec, "val", val_kinds) if val_kinds else ray.put(_empty())

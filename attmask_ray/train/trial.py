@@ -71,8 +71,15 @@ def run_trial(params: dict[str, Any]) -> None:
     if tasks and result.checkpoint is not None:
         from attmask_ray.eval.tasks import run_evaluations
 
-        with result.checkpoint.as_directory() as d:
-            metrics = run_evaluations(d, tasks, eval_cfg=cfg.eval)
-        ray.tune.report({**{k: v for k, v in final.items() if isinstance(v, (int, float))},
+        try:
+            with result.checkpoint.as_directory() as d:
+                metrics = run_evaluations(d, tasks, eval_cfg=cfg.eval)
+        except Exception as exc:  # noqa: BLE001 - training succeeded; keep its result, say what failed
+            message = f"evaluation {','.join(tasks)} failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            print(f"[attmask_ray] trial {trial_name}: {message}; rerun with python -m attmask_ray.evaluate "
+                  f"{result.checkpoint.path} --tasks {','.join(tasks)}", flush=True)
+            metrics = {}
+            final = {**final, "eval_error": message}
+        ray.tune.report({**{k: v for k, v in final.items() if isinstance(v, (int, float, str))},
                          **{f"eval/{k}": v for k, v in metrics.items()}, "source": "final_eval",
                          "checkpoint_path": result.checkpoint.path})
