@@ -43,10 +43,12 @@ def result_rows(results: Any, base: dict[str, Any]) -> list[dict[str, Any]]:
             else:
                 metrics = {k: v for k, v in rec.items()
                            if _num(v) and (k.startswith("knn_") or k in ("loss", "mim", "masked_ratio"))}
+            eval_error = rec.get("eval_error") if final_eval else None
             rows.append({"trial_id": trial_id, "epoch": float(rec.get("epoch", float("nan"))),
                          "step": int(rec.get("step", 0) or 0), "source": "final_eval" if final_eval else "online",
                          "checkpoint": str(rec.get("checkpoint_path", "") or ""), "status": status,
-                         "error": str(res.error or ""), "writer": WRITER, **metrics, **cfg_cols})
+                         "error": str(eval_error if isinstance(eval_error, str) else (res.error or "")),
+                         "writer": WRITER, **metrics, **cfg_cols})
     return rows
 
 

@@ -79,7 +79,8 @@ def get_config(arg=""):
 def search_space(trial):
     trial.suggest_categorical("mask.strategy", ["attmask_high", "block"])
 
-TUNE = TuneSpec(num_samples=2, max_concurrent=1, sampler="grid", grid={{"mask.strategy": ["attmask_high", "block"]}})
+TUNE = TuneSpec(num_samples=2, max_concurrent=1, sampler="grid", grid={{"mask.strategy": ["attmask_high", "block"]}},
+                eval_tasks=("knn",))
 '''
 
 
@@ -117,6 +118,8 @@ def test_two_trial_sweep_stopped_and_resumed(ray_cluster, embedded_root, tmp_pat
     assert sorted(online["config/mask.strategy"].unique()) == ["attmask_high", "block"]
     assert online.groupby("trial_id")["epoch"].max().eq(1.0).all()
     assert online["knn_top1"].between(0, 100).all()
+    final = table[table["source"] == "final_eval"]  # the k-NN evaluation task ran on each final checkpoint
+    assert len(final) >= 1 and final["knn_top1"].between(0, 100).all() and (final["error"] == "").all()
 
 
 def test_searcher_ignores_results_without_the_metric():
