@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attn-checkpoint", default=None, help="masked task: take the [CLS] attention from this checkpoint's teacher")
     p.add_argument("--set", default="", help="eval config overrides, e.g. eval.linear_epochs=10,eval.num_gpus=1")
     p.add_argument("--local", action="store_true", help="run in this process without Ray (debugging)")
+    p.add_argument("--trial-id", default="", help="trial id for the results rows (the trial folder name), so reports "
+                                                  "merge them with that trial's training rows")
     return p
 
 
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = apply_overrides(ckpt.config, overrides)
         metrics = run_evaluations(ckpt.path, args.tasks, args.train, args.val, cfg.eval,
                                   which="student" if args.student else "teacher", attn_checkpoint=args.attn_checkpoint,
-                                  out_dir=args.out, address=args.address, local=args.local)
+                                  out_dir=args.out, address=args.address, local=args.local, trial_id=args.trial_id)
     except (CheckpointError, EvalError, ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
