@@ -99,3 +99,17 @@ def test_missing_results_is_one_clear_line(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no results table at") and err.count("\n") == 1
+
+
+def test_floor_rows_are_references_not_trials(strategies_dir):
+    cfg = config_columns(BASE)  # floors carry the base config, identical to a real trial's config
+    append_results(strategies_dir, [
+        dict(trial_id="floor_raw_pixel", source="floor", floor="raw_pixel", epoch=0.0, step=0, checkpoint="",
+             knn_top1=80.0, knn_top5=98.0, **cfg),
+        dict(trial_id="floor_random_init", source="floor", floor="random_init", epoch=0.0, step=0, checkpoint="",
+             knn_top1=50.0, knn_top5=90.0, **cfg)])
+    report = make_report(strategies_dir)
+    assert report.n_trials == 6  # the two floor rows did not become trials or seeds
+    assert report.summary.rows.set_index("config/mask.strategy").loc["attmask_high", "seeds"] == 3
+    md = report.markdown.read_text()
+    assert "| raw_pixel | 80.00 | 98.00 |" in md and "| random_init | 50.00 | 90.00 |" in md

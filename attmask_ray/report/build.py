@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from attmask_ray.report.plots import Plot, metric_vs_epoch, metric_vs_knob
 from attmask_ray.report.tables import (ReportError, Summary, knob_label, missing_notes, summarise,
                                        swept_knobs, table_metrics, to_markdown, trial_finals)
@@ -24,6 +26,7 @@ class Report:
     plots: dict[str, Plot] = field(default_factory=dict)  # name -> PNG + series labels
     notes: list[str] = field(default_factory=list)  # missing metrics, skipped plots, ...
     n_trials: int = 0
+    floors: list[tuple[str, float, float]] = field(default_factory=list)  # (name, k-NN top-1, top-5)
 
 
 def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
@@ -41,6 +44,12 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
         raise ReportError(str(exc)) from exc
     if df.empty:
         raise ReportError(f"{experiment_dir / FILENAME} has no rows yet; wait for the first evaluation")
+    floors = pd.DataFrame()
+    if "source" in df.columns:  # k-NN floors (python -m attmask_ray.floors) are references, not trials
+        floors = df[df["source"] == "floor"]
+        df = df[df["source"] != "floor"]
+        if df.empty:
+            raise ReportError(f"{experiment_dir / FILENAME} holds only floor rows; run the sweep first")
     out = Path(out_dir) if out_dir is not None else experiment_dir / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
 
@@ -59,7 +68,7 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
         for knob in knobs:
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", knob_label(knob))
             plots[knob] = metric_vs_knob(trials, knob, metric, out / f"{metric}_vs_{name}.png", knobs)
-    report = Report(out / REPORT_FILE, summary, plots, notes, n_trials=len(trials))
+    report = Report(out / REPORT_FILE, summary, plots, notes, n_trials=len(trials), floors=floor_rows(floors))
     report.markdown.write_text(render_markdown(report, experiment_dir, metric, knobs))
     return report
 
@@ -67,6 +76,15 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
 def build_report(experiment_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """Write the experiment's report (see :func:`make_report`); returns the path of report.md."""
     return make_report(experiment_dir, out_dir).markdown
+
+
+def floor_rows(floors: pd.DataFrame) -> list[tuple[str, float, float]]:
+    """(name, k-NN top-1, top-5) of each floor row, latest first per name."""
+    out = []
+    for _, row in floors.iterrows():
+        name = str(row.get("floor", row.get("trial_id", "floor")))
+        out.append((name, float(row.get("knn_top1", float("nan"))), float(row.get("knn_top5", float("nan")))))
+    return list({name: (name, t1, t5) for name, t1, t5 in out}.values())
 
 
 def metric_columns(df) -> list[str]:
@@ -80,6 +98,9 @@ def render_markdown(report: Report, experiment_dir: Path, metric: str, knobs: li
              f"Swept knobs: {', '.join(knob_label(k) for k in knobs) or 'none'}. "
              "Cells are the final value per trial, mean ± std (sample std) over seeds when there are several.", "",
              "## Results (paper Table 1 layout)", "", to_markdown(report.summary), ""]
+    if report.floors:
+        lines += ["## k-NN floors (same splits and protocol)", "", "| floor | k-NN top-1 | k-NN top-5 |", "|---|---|---|"]
+        lines += [f"| {name} | {t1:.2f} | {t5:.2f} |" for name, t1, t5 in report.floors] + [""]
     if report.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
     if "epoch" in report.plots:
