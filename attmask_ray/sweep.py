@@ -110,7 +110,7 @@ def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str,
         scheduler = ASHAScheduler(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=sweep.config.optim.epochs,
                                   grace_period=spec.grace_period, reduction_factor=spec.reduction_factor)
     tune_config = tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
-                                  max_concurrent_trials=conc,
+                                  max_concurrent_trials=None if searcher else conc,
                                   metric=None if (searcher or scheduler) else spec.metric,
                                   mode=None if (searcher or scheduler) else spec.mode)
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
