@@ -123,7 +123,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     window = _Window()
     if state.step >= state.schedules.total_steps:  # restarted after the last checkpoint: report the end state again
-        report({"loss": float("nan"), **(online_knn(state, cfg) if rank == 0 else {})}, with_checkpoint=False)
+        report(online_knn(state, cfg) if rank == 0 else {}, with_checkpoint=False)
         return
     while state.step < state.schedules.total_steps:
         epoch = state.epoch
