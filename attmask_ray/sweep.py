@@ -57,7 +57,7 @@ def check_data(sweep: Sweep) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def print_dry_run(sweep: Sweep, num_samples: int, conc: int | None) -> None:
+def print_dry_run(sweep: Sweep, num_samples: int) -> None:
     table = Table(title=f"{sweep.path} — resolved base config", show_lines=False)
     table.add_column("key", style="cyan")
     table.add_column("value")
@@ -147,12 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sweep = load_sweep(args.target)
         spec = sweep.spec
-        num_samples = args.num_samples or (spec.grid_size if spec.sampler == "grid" and args.num_samples is None
-                                           and spec.num_samples < spec.grid_size else spec.num_samples)
+        # a grid runs every point at least once
+        num_samples = args.num_samples or (max(spec.num_samples, spec.grid_size) if spec.sampler == "grid"
+                                           else spec.num_samples)
         need = TrialNeed.of(sweep.config)
-        conc = None
         if args.dry_run:
-            print_dry_run(sweep, num_samples, None)
+            print_dry_run(sweep, num_samples)
             if args.address is None:
                 try:
                     check_local(sweep.config)
@@ -162,15 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.address is None:
             check_local(sweep.config)
             cpus = args.num_cpus or local_cluster_cpus(need, spec.max_concurrent)
-            conc = concurrency(need, cpus, local_gpu_count(), spec.max_concurrent)
+            concurrency(need, cpus, local_gpu_count(), spec.max_concurrent)  # refuses a trial that can never fit
         check_data(sweep)
     except (ConfigError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return 2
-    return run(sweep, args, need, num_samples, conc)
+    return run(sweep, args, need, num_samples)
 
 
-def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: int, conc: int | None) -> int:
+def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: int) -> int:
     import ray
 
     from attmask_ray.sweep_results import result_rows, write_sweep_results
