@@ -8,7 +8,8 @@ Prints images/s (one image = 2 global + m local crops) for, on the same real JPE
                      SPEC §5 augmentations on --device (on a CPU-only machine that work lands on
                      the same cores)
   * ffcv decode-once, crops on host: the numba decoder cuts all 2 + m crops (OpenCV area
-                     resize) after its single decode; then + batched augmentations
+                     resize) after its single decode; then + the compiled per-pixel SPEC §5
+                     augmentation kernel on W host threads (what CPU-only workers use)
   * ffcv per-crop    one FFCV pipeline (RandomResizedCrop decoder) per crop: 2 + m decodes per image
   * torchvision      ImageFolder + PIL + DataLoader(W workers), DINO-style per-sample transforms
 Photos: without --src, 9 package-shipped photos (scikit-image, scikit-learn) are cut into
@@ -183,7 +184,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--global-size", type=int, default=224)
     ap.add_argument("--local-size", type=int, default=96)
     ap.add_argument("--max-resolution", type=int, default=0, help="stored longer side (0 = as the source)")
-    ap.add_argument("--aug-batches", type=int, default=4, help="batches timed for the +aug rows on CPU (slow there)")
+    ap.add_argument("--aug-batches", type=int, default=4,
+                    help="batches timed for the device-mode +aug row when --device is a CPU (slow there)")
     ap.add_argument("--device", default="cpu", help="where the FFCV loader's batched augmentations run")
     ap.add_argument("--skip", default="", help="comma list of rows to skip: device,host,aug,per-crop,torchvision")
     args = ap.parse_args(argv)
@@ -217,11 +219,15 @@ def main(argv: list[str]) -> int:
         first, rate = ffcv_multicrop(path, cfg, args.batch, args.epochs, args.device, False, mode)
         rows.append((f"ffcv decode-once, crops on {mode}: {what}", rate, f"first epoch {first:.1f}s (numba compile)"))
         if "aug" not in skip:
-            extra = "+ roi_align crops " if mode == "device" else ""
-            nb = None if args.device.startswith("cuda") else args.aug_batches
-            first, rate = ffcv_multicrop(path, cfg, args.batch, 1, args.device, True, mode, nb)
+            if mode == "device":
+                nb = None if args.device.startswith("cuda") else args.aug_batches
+                epochs = args.epochs if nb is None else 1
+                what = f"+ roi_align crops + batched tensor aug on {args.device}"
+            else:
+                nb, epochs, what = None, args.epochs, f"+ compiled per-pixel aug on {args.workers} host threads"
+            first, rate = ffcv_multicrop(path, cfg, args.batch, epochs, args.device, True, mode, nb)
             note = f"first epoch {first:.1f}s" + (f"; {nb} batches timed" if nb else "")
-            rows.append((f"  ... {extra}+ batched aug on {args.device}", rate, note))
+            rows.append((f"  ... {what}", rate, note))
     if "per-crop" not in skip:
         first, rate = ffcv_per_crop(path, cfg, args.batch, args.epochs)
         rows.append((f"ffcv per-crop pipelines ({2 + args.local_crops} decodes, no aug)", rate, f"first epoch {first:.1f}s"))

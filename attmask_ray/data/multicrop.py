@@ -6,7 +6,7 @@ decodes once into a scratch buffer, then writes 2 global + m local RandomResized
 
     row = [global_1 (G*G*3) | global_2 (G*G*3) | local_1 (L*L*3) | ... | local_m (L*L*3)]
 
-each crop stored HWC. :func:`split_crops` turns a batch of rows into [B, 3, S, S] views.
+each crop stored HWC. :func:`crop_views_hwc` turns a batch of rows into [B, S, S, 3] views.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ def crop_layout(global_size: int, local_size: int, n_local: int) -> list[tuple[i
     return out
 
 
-def split_crops(rows: torch.Tensor, layout: list[tuple[int, int]]) -> list[torch.Tensor]:
-    """rows [B, K] uint8 -> list of crops [B, 3, S, S] uint8 (views, channels-last strides)."""
+def crop_views_hwc(rows: torch.Tensor, layout: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """rows [B, K] uint8 -> list of crops [B, S, S, 3] uint8 (views into rows, HWC as stored)."""
     b = rows.shape[0]
-    return [rows[:, off:off + s * s * 3].view(b, s, s, 3).permute(0, 3, 1, 2) for off, s in layout]
+    return [rows[:, off:off + s * s * 3].view(b, s, s, 3) for off, s in layout]
+
 
 
 class _DecodeOnce(Operation):

@@ -12,10 +12,11 @@ from attmask_ray.config import DataConfig
 from attmask_ray.data import augment, device_crops
 from attmask_ray.data.dataset import DatasetInfo, check_dataset
 from attmask_ray.data.errors import DataError
-from attmask_ray.data.multicrop import FullImageDecoder, MultiCropDecoder, split_crops
+from attmask_ray.data.host_augment import HostAugmenter
+from attmask_ray.data.multicrop import FullImageDecoder, MultiCropDecoder, crop_views_hwc
+from attmask_ray.data.sharding import PlannedOrder, shard_slice, shard_visit_order
 
 CROP_MODES = ("auto", "device", "host")
-from attmask_ray.data.sharding import PlannedOrder, shard_slice, shard_visit_order
 
 
 def _labels_pipeline(device: torch.device) -> list:
@@ -51,9 +52,12 @@ class TrainLoader:
     float32 normalised on ``device``; labels [B] int64. ``len(loader)`` = steps per epoch
     (drop_last). ``wait_time`` = seconds spent waiting for FFCV batches in the last epoch.
 
-    ``crops_on``: "device" = the host only decodes (once) and the RandomResizedCrops are cut
-    on ``device`` with roi_align; "host" = the FFCV decoder cuts all crops after its single
-    decode (OpenCV area resize); "auto" = "device" on CUDA, else "host".
+    ``crops_on``: "device" = the host only decodes (once); the RandomResizedCrops are cut
+    on ``device`` with roi_align and augmented there with batched tensor ops
+    (:mod:`augment`); "host" = the FFCV decoder cuts all crops after its single decode
+    (OpenCV area resize) and ``cfg.num_workers`` threads augment them with the compiled
+    per-pixel kernel (:mod:`host_augment`), then the float views move to ``device``;
+    "auto" = "device" on CUDA, else "host".
     """
 
     def __init__(self, cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1,
@@ -81,6 +85,7 @@ class TrainLoader:
         self._probs = augment.view_probs(cfg)
         self._mean = torch.tensor(cfg.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(cfg.std, device=self.device).view(1, 3, 1, 1)
+        self._host_augment = HostAugmenter(cfg, cfg.num_workers) if self.crops_on == "host" else None
         self._orders, self.loaders = [], []
         self._sizes: list[torch.Tensor] = []  # device mode: [n, 2] (h, w) per shard
         self._slots: dict[int, tuple[int, int]] = {}  # device mode: (Hmax, Wmax) per shard
@@ -97,16 +102,18 @@ class TrainLoader:
             if self.crops_on == "host":
                 decoder = MultiCropDecoder(*decoder_args)
                 self.layout = decoder.layout
+                rows_device = torch.device("cpu")  # augmented on the host, moved afterwards
             else:
                 from ffcv.reader import Reader
                 meta = Reader(shard).metadata["f0"]  # field 0 = image (data_prep writes image, label)
                 self._sizes.append(torch.from_numpy(np.stack([meta["height"], meta["width"]], 1).astype(np.float32)))
                 self._slots[s] = (int(meta["height"].max()), int(meta["width"].max()))
                 decoder = FullImageDecoder(*self._slots[s])
+                rows_device = self.device
             self._orders.append(order)
             self.loaders.append(Loader(shard, batch_size=batch_size, num_workers=cfg.num_workers, order=order,
                                        os_cache=True, drop_last=True, batches_ahead=3,
-                                       pipelines={"image": _rows_pipeline(decoder, self.device),
+                                       pipelines={"image": _rows_pipeline(decoder, rows_device),
                                                   "label": _labels_pipeline(self.device)}))
 
     def _slice(self, shard: int, epoch: int) -> np.ndarray:
@@ -130,8 +137,9 @@ class TrainLoader:
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def _generators(self) -> tuple[torch.Generator, torch.Generator]:
+        """(parameter generator on the device that augments, CPU generator for orders), seeded by (seed, epoch, rank)."""
         key = (self.seed * 1_000_003 + self.epoch) * 4099 + self.rank
-        dev = torch.Generator(device=self.device)
+        dev = torch.Generator(device=self.device if self.crops_on == "device" else "cpu")
         dev.manual_seed(key & 0x7FFFFFFFFFFFFFFF)
         cpu = torch.Generator()
         cpu.manual_seed((key ^ 0x9E3779B9) & 0x7FFFFFFFFFFFFFFF)
@@ -160,12 +168,13 @@ class TrainLoader:
         Host mode: rows follow multicrop.crop_layout. Device mode: rows are whole images and
         ``sizes`` [B, 2] gives each one's (h, w).
         """
+        if self.crops_on == "host":
+            pin = self.device.type == "cuda"
+            views = self._host_augment(crop_views_hwc(rows, self.layout), gen, order_gen, pin_memory=pin)
+            return [v.to(self.device, non_blocking=True) for v in views] if pin else views
         out = []
         b = rows.shape[0]
-        if self.crops_on == "host":
-            crops = [c.float().div_(255.0).contiguous() for c in split_crops(rows, self.layout)]
-        else:
-            crops = self._device_crops(rows, sizes, gen)
+        crops = self._device_crops(rows, sizes, gen)
         for k, x in enumerate(crops):
             probs = self._probs[min(k, 2)]
             p = augment.sample_params(b, self.cfg, probs, gen, self.device, order_gen)
