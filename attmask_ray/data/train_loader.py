@@ -146,7 +146,8 @@ class TrainLoader:
         return dev, cpu
 
     def _device_crops(self, rows: torch.Tensor, sizes: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
-        """rows [B, Hmax*Wmax*3] uint8 whole images, sizes [B, 2] (h, w) -> 2 + m crops [B, 3, S, S] in [0, 1]."""
+        """rows [B, Hmax*Wmax*3] uint8 whole images, sizes [B, 2] (h, w) -> [globals [2B, 3, G, G],
+        locals [m*B, 3, L, L]] in [0, 1] (crop-major: rows k*B..(k+1)*B are crop k); locals omitted if m = 0."""
         cfg, b = self.cfg, rows.shape[0]
         hmax, wmax = self._slot
         images = rows.view(b, hmax, wmax, 3).permute(0, 3, 1, 2).float()
@@ -157,8 +158,7 @@ class TrainLoader:
             if n == 0:
                 continue
             boxes = device_crops.sample_boxes(h.repeat(n), w.repeat(n), scale, gen)
-            crops = device_crops.crop_resize(images, boxes, size).div_(255.0).clamp_(0, 1)
-            out.extend(crops.split(b))
+            out.append(device_crops.crop_resize(images, boxes, size).div_(255.0).clamp_(0, 1))
         return out
 
     def views(self, rows: torch.Tensor, gen: torch.Generator, order_gen: torch.Generator,
@@ -172,14 +172,17 @@ class TrainLoader:
             pin = self.device.type == "cuda"
             views = self._host_augment(crop_views_hwc(rows, self.layout), gen, order_gen, pin_memory=pin)
             return [v.to(self.device, non_blocking=True) for v in views] if pin else views
-        out = []
         b = rows.shape[0]
-        crops = self._device_crops(rows, sizes, gen)
-        for k, x in enumerate(crops):
-            probs = self._probs[min(k, 2)]
-            p = augment.sample_params(b, self.cfg, probs, gen, self.device, order_gen)
+        groups = self._device_crops(rows, sizes, gen)
+        # three batched calls (global 1, global 2, all m locals at once): few kernel launches per batch
+        parts = [(groups[0][:b], self._probs[0]), (groups[0][b:], self._probs[1])]
+        if len(groups) > 1:
+            parts.append((groups[1], self._probs[2]))
+        out = []
+        for x, probs in parts:
+            p = augment.sample_params(x.shape[0], self.cfg, probs, gen, self.device, order_gen)
             x = augment.apply(x, p, self.cfg, probs)
-            out.append(augment.normalise(x, self._mean, self._std))
+            out.extend(augment.normalise(x, self._mean, self._std).split(b))
         return out
 
     def __iter__(self) -> Iterator[tuple[list[torch.Tensor], torch.Tensor]]:
