@@ -42,9 +42,10 @@ def crop_views_hwc(rows: torch.Tensor, layout: list[tuple[int, int]]) -> list[to
     return [rows[:, off:off + s * s * 3].view(b, s, s, 3) for off, s in layout]
 
 
-
 class _DecodeOnce(Operation):
-    """Shared plumbing: output rows of ``row_bytes`` and a scratch buffer for one full decode per sample."""
+    """Shared plumbing: output rows of ``row_bytes``, a scratch buffer for one full decode per
+    sample, and the decode loop; a subclass supplies :meth:`emitter`, the compiled step that
+    writes a sample's output row from its decoded image."""
 
     needs_scratch = True  # False: the decoder writes straight into its row (1-byte placeholder scratch)
 
@@ -61,6 +62,36 @@ class _DecodeOnce(Operation):
                 (AllocationQuery(out, u8),
                  AllocationQuery((max_h * max_w * np.uint64(3) if self.needs_scratch else 1,), u8)))
 
+    def emitter(self) -> Callable:
+        """Compiled ``emit(image [h, w, 3] uint8, row [row_bytes] uint8)``."""
+        raise NotImplementedError
+
+    def generate_code(self) -> Callable:
+        mem_read = self.memory_read
+        my_range = Compiler.get_iterator()
+        imdecode_c = Compiler.compile(imdecode)
+        emit = self.emitter()
+        jpg = IMAGE_MODES["jpg"]
+
+        def decode(batch_indices, my_storage, metadata, storage_state):
+            destination, temp_storage = my_storage
+            for dst_ix in my_range(len(batch_indices)):
+                field = metadata[batch_indices[dst_ix]]
+                image_data = mem_read(field["data_ptr"], storage_state)
+                height = np.uint32(field["height"])
+                width = np.uint32(field["width"])
+                if field["mode"] == jpg:
+                    buf = temp_storage[dst_ix]
+                    imdecode_c(image_data, buf, height, width, height, width, 0, 0, 1, 1, False, False)
+                    image = buf[:3 * height * width].reshape(height, width, 3)
+                else:
+                    image = image_data.reshape(height, width, 3)
+                emit(image, destination[dst_ix])
+            return destination[:len(batch_indices)]
+
+        decode.is_parallel = True
+        return decode
+
 
 class MultiCropDecoder(_DecodeOnce):
     """Decode once, emit 2 global (scale ``global_scale``) + ``n_local`` local crops per sample.
@@ -76,42 +107,24 @@ class MultiCropDecoder(_DecodeOnce):
         self.global_size, self.local_size, self.n_local = global_size, local_size, n_local
         self.global_scale, self.local_scale = np.array(global_scale), np.array(local_scale)
 
-    def generate_code(self) -> Callable:
-        mem_read = self.memory_read
-        my_range = Compiler.get_iterator()
-        imdecode_c = Compiler.compile(imdecode)
+    def emitter(self) -> Callable:
         resize_crop_c = Compiler.compile(resize_crop)
         crop_c = Compiler.compile(get_random_crop)
-        jpg = IMAGE_MODES["jpg"]
         gs, ls, n_local = self.global_size, self.local_size, self.n_local
         gscale, lscale, ratio = self.global_scale, self.local_scale, np.array(RATIO)
         gbytes, lbytes = gs * gs * 3, ls * ls * 3
 
-        def decode(batch_indices, my_storage, metadata, storage_state):
-            destination, temp_storage = my_storage
-            for dst_ix in my_range(len(batch_indices)):
-                field = metadata[batch_indices[dst_ix]]
-                image_data = mem_read(field["data_ptr"], storage_state)
-                height = np.uint32(field["height"])
-                width = np.uint32(field["width"])
-                if field["mode"] == jpg:
-                    buf = temp_storage[dst_ix]
-                    imdecode_c(image_data, buf, height, width, height, width, 0, 0, 1, 1, False, False)
-                    image = buf[:3 * height * width].reshape(height, width, 3)
-                else:
-                    image = image_data.reshape(height, width, 3)
-                row = destination[dst_ix]
-                for c in range(2):
-                    i, j, h, w = crop_c(height, width, gscale, ratio)
-                    resize_crop_c(image, i, i + h, j, j + w, row[c * gbytes:(c + 1) * gbytes].reshape(gs, gs, 3))
-                for c in range(n_local):
-                    o = 2 * gbytes + c * lbytes
-                    i, j, h, w = crop_c(height, width, lscale, ratio)
-                    resize_crop_c(image, i, i + h, j, j + w, row[o:o + lbytes].reshape(ls, ls, 3))
-            return destination[:len(batch_indices)]
+        def emit(image, row):
+            height, width = image.shape[0], image.shape[1]
+            for c in range(2):
+                i, j, h, w = crop_c(height, width, gscale, ratio)
+                resize_crop_c(image, i, i + h, j, j + w, row[c * gbytes:(c + 1) * gbytes].reshape(gs, gs, 3))
+            for c in range(n_local):
+                o = 2 * gbytes + c * lbytes
+                i, j, h, w = crop_c(height, width, lscale, ratio)
+                resize_crop_c(image, i, i + h, j, j + w, row[o:o + lbytes].reshape(ls, ls, 3))
 
-        decode.is_parallel = True
-        return decode
+        return Compiler.compile(emit)
 
 
 class CenterCropDecoder(_DecodeOnce):
@@ -124,34 +137,16 @@ class CenterCropDecoder(_DecodeOnce):
         super().__init__(size * size * 3)
         self.size, self.ratio = size, size / resize
 
-    def generate_code(self) -> Callable:
-        mem_read = self.memory_read
-        my_range = Compiler.get_iterator()
-        imdecode_c = Compiler.compile(imdecode)
+    def emitter(self) -> Callable:
         resize_crop_c = Compiler.compile(resize_crop)
         crop_c = Compiler.compile(get_center_crop)
-        jpg = IMAGE_MODES["jpg"]
         size, ratio = self.size, self.ratio
 
-        def decode(batch_indices, my_storage, metadata, storage_state):
-            destination, temp_storage = my_storage
-            for dst_ix in my_range(len(batch_indices)):
-                field = metadata[batch_indices[dst_ix]]
-                image_data = mem_read(field["data_ptr"], storage_state)
-                height = np.uint32(field["height"])
-                width = np.uint32(field["width"])
-                if field["mode"] == jpg:
-                    buf = temp_storage[dst_ix]
-                    imdecode_c(image_data, buf, height, width, height, width, 0, 0, 1, 1, False, False)
-                    image = buf[:3 * height * width].reshape(height, width, 3)
-                else:
-                    image = image_data.reshape(height, width, 3)
-                i, j, h, w = crop_c(height, width, None, ratio)
-                resize_crop_c(image, i, i + h, j, j + w, destination[dst_ix].reshape(size, size, 3))
-            return destination[:len(batch_indices)]
+        def emit(image, row):
+            i, j, h, w = crop_c(image.shape[0], image.shape[1], None, ratio)
+            resize_crop_c(image, i, i + h, j, j + w, row.reshape(size, size, 3))
 
-        decode.is_parallel = True
-        return decode
+        return Compiler.compile(emit)
 
 
 class FullImageDecoder(_DecodeOnce):
