@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,6 +39,29 @@ def ray_cluster():
     yield ray
     if started:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def photo_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SRC/train: 3 classes x 8 real photo crops (120x160 and 160x120) + corrupt, truncated, CMYK,
+    gray, PNG-as-JPEG files in the first class; SRC/val: 3 x 3."""
+    from data_prep.sample_photos import make_photo_folder
+
+    src = tmp_path_factory.mktemp("photos")
+    make_photo_folder(src / "train", per_class=8, classes=3, size=(120, 160), bad_files=True)
+    make_photo_folder(src / "val", per_class=3, classes=3, size=(120, 160), seed=1)
+    return src
+
+
+@pytest.fixture(scope="session")
+def photo_shards(photo_src: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """photo_src converted: OUT/train (2 JPEG shards, max side 96) and OUT/val."""
+    from data_prep.imagefolder import convert
+    from data_prep.shard_writer import WriteOptions
+
+    out = tmp_path_factory.mktemp("photo_shards")
+    convert(photo_src, out, WriteOptions(num_shards=2, max_resolution=96))
+    return out
 
 
 @pytest.fixture(scope="session")

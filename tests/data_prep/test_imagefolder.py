@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_bad_files_are_fixed_or_skipped_with_reasons(photo_shards: Path) -> None:
     rows = {Path(r["source"]).name: r for r in pq.read_table(photo_shards / "train" / MANIFEST).to_pylist()}
-    assert len(rows) == 3 * 6 + 5
+    assert len(rows) == 3 * 8 + 5
     assert rows["zz_corrupt.JPEG"]["status"] == "skipped" and rows["zz_corrupt.JPEG"]["shard"] == ""
     assert rows["zz_corrupt.JPEG"]["reason"].startswith("corrupt")
     assert rows["zz_truncated.JPEG"]["status"] == "skipped" and "truncated" in rows["zz_truncated.JPEG"]["reason"]
@@ -34,9 +34,9 @@ def test_bad_files_are_fixed_or_skipped_with_reasons(photo_shards: Path) -> None
     ok = [r for r in rows.values() if r["status"] != "skipped"]
     assert all(max(r["height"], r["width"]) == 96 for r in ok)  # 120x160 shrunk to max side 96
     info = check_dataset(str(photo_shards / "train"), min_resolution=64)
-    assert info.num_samples == len(ok) == 21 and info.num_classes == 3 and len(info.shards) == 2
+    assert info.num_samples == len(ok) == 27 and info.num_classes == 3 and len(info.shards) == 2
     assert info.class_names == sorted(info.class_names) and info.max_resolution == 96
-    assert check_dataset(str(photo_shards / "val")).num_samples == 6
+    assert check_dataset(str(photo_shards / "val")).num_samples == 9
 
 
 def test_subsets_take_first_files_per_class_in_sorted_order(photo_src: Path) -> None:
@@ -45,7 +45,7 @@ def test_subsets_take_first_files_per_class_in_sorted_order(photo_src: Path) -> 
     first2 = plan_split(photo_src / "train", classes, Subset(per_class=2))
     assert [i.source for i in first2] == [i.source for c in classes for i in [x for x in full if x.class_name == c][:2]]
     frac = plan_split(photo_src / "train", classes, Subset(fraction=0.5))
-    assert [sum(i.class_name == c for i in frac) for c in classes] == [6, 3, 3]  # class 0 has 11 files
+    assert [sum(i.class_name == c for i in frac) for c in classes] == [7, 4, 4]  # class 0 has 13 files (half rounds up)
     shot = plan_split(photo_src / "train", classes, Subset(per_class=1, offset=2))
     assert [i.source for i in shot] == [[x for x in full if x.class_name == c][2].source for c in classes]
     with pytest.raises(DataError, match="--per-class or --fraction"):
@@ -84,7 +84,7 @@ def test_killed_run_resumes_to_the_same_shards(photo_src: Path, tmp_path: Path) 
     for n in names:
         assert (clean / n).read_bytes() == (resumed / n).read_bytes(), n
     assert pq.read_table(clean / MANIFEST).equals(pq.read_table(resumed / MANIFEST))
-    assert check_dataset(str(resumed)).num_samples == check_dataset(str(clean)).num_samples == 21
+    assert check_dataset(str(resumed)).num_samples == check_dataset(str(clean)).num_samples == 27
 
 
 def test_changed_options_refuse_to_mix_into_an_old_output(photo_src: Path, tmp_path: Path) -> None:
