@@ -8,7 +8,7 @@ one-line rich summary printed per report in the driver's log.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 GAUGES = {
     "step": "global optimiser step",
@@ -44,19 +44,18 @@ class ProgressExporter:
                     pass
 
 
+_PROGRESS_FIELDS: tuple[tuple[str, Callable[[float], str]], ...] = (
+    ("loss", lambda v: f"loss {v:.3f}"),
+    ("lr", lambda v: f"lr {v:.1e}"),
+    ("masked_ratio", lambda v: f"mask {v:.2f}"),
+    ("images_per_s", lambda v: f"{v:.0f} img/s"),
+    ("data_wait_frac", lambda v: f"data wait {v * 100:.1f}%"),
+    ("knn_top1", lambda v: f"[green]knn {v:.2f}[/]"),
+)
+
+
 def progress_line(trial: str, m: Mapping[str, float]) -> str:
     """e.g. ``[trial a1b2] ep 3 step 120 | loss 6.812 | lr 2.1e-04 | mask 0.27 | 410 img/s | knn 71.3``."""
     parts = [f"[bold cyan]{trial}[/] ep {int(m.get('epoch', 0))} step {int(m.get('step', 0))}"]
-    if "loss" in m:
-        parts.append(f"loss {m['loss']:.3f}")
-    if "lr" in m:
-        parts.append(f"lr {m['lr']:.1e}")
-    if "masked_ratio" in m:
-        parts.append(f"mask {m['masked_ratio']:.2f}")
-    if "images_per_s" in m:
-        parts.append(f"{m['images_per_s']:.0f} img/s")
-    if "data_wait_frac" in m:
-        parts.append(f"data wait {m['data_wait_frac'] * 100:.1f}%")
-    if "knn_top1" in m:
-        parts.append(f"[green]knn {m['knn_top1']:.2f}[/]")
+    parts += [fmt(m[key]) for key, fmt in _PROGRESS_FIELDS if key in m]
     return " | ".join(parts)

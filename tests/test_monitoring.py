@@ -1,0 +1,18 @@
+"""Progress line and gauge exporter (no Ray cluster needed)."""
+
+from __future__ import annotations
+
+from attmask_ray.monitoring import ProgressExporter, progress_line
+
+
+def test_progress_line_shows_present_metrics_in_order() -> None:
+    line = progress_line("t1", {"epoch": 3.7, "step": 120, "loss": 6.8123, "lr": 2.1e-4, "masked_ratio": 0.27,
+                                "images_per_s": 410.2, "data_wait_frac": 0.012, "knn_top1": 71.26})
+    assert line == ("[bold cyan]t1[/] ep 3 step 120 | loss 6.812 | lr 2.1e-04 | mask 0.27 | 410 img/s | "
+                    "data wait 1.2% | [green]knn 71.26[/]")
+    assert progress_line("t2", {"step": 5, "knn_top1": 50.0}) == "[bold cyan]t2[/] ep 0 step 5 | [green]knn 50.00[/]"
+
+
+def test_exporter_outside_a_ray_worker_never_raises() -> None:
+    exporter = ProgressExporter("t1")
+    exporter.update({"step": 1, "loss": float("nan"), "unknown": 3.0})
