@@ -80,7 +80,7 @@ def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str,
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    from attmask_ray.tune_callbacks import ProgressCallback, SparseMetricOptunaSearch
+    from attmask_ray.tune_plugins import ProgressCallback, SparseMetricOptunaSearch
 
     spec = sweep.spec
     trainable = tune.with_resources(

@@ -123,7 +123,7 @@ def test_two_trial_sweep_stopped_and_resumed(ray_cluster, embedded_root, tmp_pat
 
 
 def test_searcher_ignores_results_without_the_metric():
-    from attmask_ray.tune_callbacks import SparseMetricOptunaSearch
+    from attmask_ray.tune_plugins import SparseMetricOptunaSearch
 
     def space(trial):
         trial.suggest_categorical("seed", [0, 1])
