@@ -1,4 +1,5 @@
-"""Data layer: shard validation, the FFCV multi-crop training loader and the eval loader.
+"""Data layer: shard validation, the FFCV multi-crop training loader, the eval loader and the
+linear-probe loader.
 
 ``DataError``, ``DatasetInfo`` and ``check_dataset`` import cheaply (no FFCV, no numba), so
 the sweep driver can validate data before any cluster starts; the loaders load on first use.
@@ -13,7 +14,8 @@ from attmask_ray.data.dataset import DatasetInfo, check_dataset
 from attmask_ray.data.errors import DataError
 
 _LAZY = {"TrainLoader": "train_loader", "build_train_loader": "train_loader",
-         "EvalLoader": "eval_loader", "build_eval_loader": "eval_loader"}
+         "EvalLoader": "eval_loader", "build_eval_loader": "eval_loader",
+         "LinearProbeLoader": "linear_probe"}
 
 __all__ = ["DataError", "DatasetInfo", "check_dataset", *_LAZY]
 

@@ -13,10 +13,12 @@ it runs on the FFCV eval loader, a list of tensors or anything in between.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from attmask_ray.models import MaskedViT
 
@@ -116,21 +118,74 @@ def tensor_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int) 
             for i in range(0, len(labels), batch_size)]
 
 
-def tensor_loader(path: str, data_cfg: Any, batch_size: int, *,
-                  datasets: dict[str, tuple[torch.Tensor, torch.Tensor]], **_: Any) -> list[tuple[torch.Tensor, ...]]:
+class AugmentedTensorBatches:
+    """Re-iterable in-memory linear-probe views: each pass is an epoch of
+    :func:`random_resized_crop_flip` views of ``images`` (reshuffled, seeded)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int = 0):
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        perm = torch.randperm(len(self.labels), generator=self.generator)
+        for i in range(0, len(perm), self.batch_size):
+            j = perm[i:i + self.batch_size]
+            yield random_resized_crop_flip(self.images[j].float(), generator=self.generator), self.labels[j]
+
+
+def tensor_loader(path: str, data_cfg: Any, batch_size: int, *, datasets: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                  augment: bool = False, **_: Any) -> Iterable[Sequence[torch.Tensor]]:
     """A ``loader_factory`` over in-memory splits keyed by path (tests, notebooks).
 
     Use as ``functools.partial(tensor_loader, datasets={"train": (x, y), "val": (x, y)})``;
-    it pickles by value, so Ray tasks on any worker can call it.
+    it pickles by value, so Ray tasks on any worker can call it. ``augment=True``: the
+    linear probe's re-iterable RandomResizedCrop + flip views.
     """
     if path not in datasets:
         raise EvalError(f"no in-memory split named {path!r} (have: {', '.join(datasets)})")
     images, labels = datasets[path]
+    if augment:
+        return AugmentedTensorBatches(images, labels, batch_size)
     return tensor_batches(images, labels, batch_size)
 
 
-def default_loader(path: str, data_cfg: Any, batch_size: int, device: str | torch.device = "cpu") -> Iterable:
-    """The project's FFCV eval loader (resize + centre crop, normalised)."""
-    from attmask_ray.data import build_eval_loader  # the data layer may be absent in unit tests
+def random_resized_crop_flip(images: torch.Tensor, scale: tuple[float, float] = (0.08, 1.0),
+                             ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                             generator: torch.Generator | None = None) -> torch.Tensor:
+    """torchvision's RandomResizedCrop + RandomHorizontalFlip, per image, on a tensor batch.
 
+    images: [B, C, H, W] -> [B, C, H, W] (each image cropped then resized bilinearly back).
+    """
+    b, _, h, w = images.shape
+    area = h * w
+    out = torch.empty_like(images)
+    log_r = (math.log(ratio[0]), math.log(ratio[1]))
+    for i in range(b):
+        ch, cw, top, left = h, w, 0, 0
+        for _ in range(10):
+            target = area * (scale[0] + (scale[1] - scale[0]) * float(torch.rand(1, generator=generator)))
+            ar = math.exp(log_r[0] + (log_r[1] - log_r[0]) * float(torch.rand(1, generator=generator)))
+            cw_ = int(round(math.sqrt(target * ar)))
+            ch_ = int(round(math.sqrt(target / ar)))
+            if 0 < cw_ <= w and 0 < ch_ <= h:
+                ch, cw = ch_, cw_
+                top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+                left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+                break
+        crop = images[i:i + 1, :, top:top + ch, left:left + cw]
+        crop = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        if float(torch.rand(1, generator=generator)) < 0.5:
+            crop = crop.flip(-1)
+        out[i:i + 1] = crop
+    return out
+
+
+def default_loader(path: str, data_cfg: Any, batch_size: int, device: str | torch.device = "cpu",
+                   augment: bool = False) -> Iterable:
+    """The project's FFCV eval loader (resize + centre crop, normalised); ``augment=True``: the
+    re-iterable linear-probe loader (RandomResizedCrop + flip of the full image, one pass per epoch)."""
+    from attmask_ray.data import LinearProbeLoader, build_eval_loader  # the data layer may be absent in unit tests
+
+    if augment:
+        return LinearProbeLoader(path, data_cfg, batch_size, device=str(device))
     return build_eval_loader(path, data_cfg, batch_size, device=str(device))

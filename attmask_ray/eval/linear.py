@@ -7,17 +7,14 @@ weight decay, lr = base_lr * batch / 256, cosine annealing to 0 over the epochs
 
 Two modes:
   * ``fast`` (:func:`train_linear`): cached centre-crop features, no augmentation.
-  * ``full`` (:func:`train_linear_augmented`): every epoch the train images go through
-    RandomResizedCrop(scale 0.08-1, ratio 3/4-4/3) + horizontal flip on the device,
-    then the frozen backbone. The crop is cut from the eval loader's output (resized,
-    centre-cropped, normalised image), not from the original full image: the loader
-    contract gives us no other view. Val features are cached (the backbone is frozen,
-    so they equal a per-epoch centre-crop pass).
+  * ``full`` (:func:`train_linear_augmented`): every epoch the train images are new
+    RandomResizedCrop(scale 0.08-1, ratio 3/4-4/3) + horizontal-flip views of the full
+    image (:class:`attmask_ray.data.LinearProbeLoader`), then the frozen backbone. Val
+    features are cached (the backbone is frozen, so they equal a per-epoch centre-crop pass).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Iterable, Sequence
 
 import torch
@@ -107,59 +104,27 @@ def train_linear(train_feats: torch.Tensor, train_labels: torch.Tensor, val_feat
     return _fit(layer, epochs, lr, batch_size, batches, val_feats, val_labels.long())
 
 
-def random_resized_crop_flip(images: torch.Tensor, scale: tuple[float, float] = (0.08, 1.0),
-                             ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                             generator: torch.Generator | None = None) -> torch.Tensor:
-    """torchvision's RandomResizedCrop + RandomHorizontalFlip, per image, on a tensor batch.
-
-    images: [B, C, H, W] -> [B, C, H, W] (each image cropped then resized bilinearly back).
-    """
-    b, _, h, w = images.shape
-    area = h * w
-    out = torch.empty_like(images)
-    log_r = (math.log(ratio[0]), math.log(ratio[1]))
-    for i in range(b):
-        ch, cw, top, left = h, w, 0, 0
-        for _ in range(10):
-            target = area * (scale[0] + (scale[1] - scale[0]) * float(torch.rand(1, generator=generator)))
-            ar = math.exp(log_r[0] + (log_r[1] - log_r[0]) * float(torch.rand(1, generator=generator)))
-            cw_ = int(round(math.sqrt(target * ar)))
-            ch_ = int(round(math.sqrt(target / ar)))
-            if 0 < cw_ <= w and 0 < ch_ <= h:
-                ch, cw = ch_, cw_
-                top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
-                left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
-                break
-        crop = images[i:i + 1, :, top:top + ch, left:left + cw]
-        crop = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-        if float(torch.rand(1, generator=generator)) < 0.5:
-            crop = crop.flip(-1)
-        out[i:i + 1] = crop
-    return out
-
-
-def train_linear_augmented(backbone: MaskedViT, train_loader: Callable[[], Iterable[Sequence[torch.Tensor]]],
+def train_linear_augmented(backbone: MaskedViT, train_views: Iterable[Sequence[torch.Tensor]],
                            val_feats: torch.Tensor, val_labels: torch.Tensor, num_classes: int,
                            epochs: int = 100, lr: float = 1e-3, batch_size: int = 256, seed: int = 0,
                            device: str | torch.device = "cpu") -> dict[str, float]:
-    """Full mode: frozen backbone on augmented train images each epoch.
+    """Full mode: frozen backbone on freshly augmented train views each epoch.
 
-    train_loader: () -> iterable of (images [B, 3, G, G], labels [B], ...), called once per
-    epoch; val_feats: cached "cls4" features [M, 4*D]. Returns the same keys as train_linear.
+    train_views: re-iterable, one pass per epoch, of (images [B, 3, G, G] already cropped,
+    flipped and normalised, labels [B], ...); val_feats: cached "cls4" features [M, 4*D].
+    Returns the same keys as train_linear.
     """
     device = torch.device(device)
     if len(val_labels) == 0:
         raise EvalError("linear probe: the validation split is empty")
     torch.manual_seed(seed)
     layer = make_linear(val_feats.shape[1], num_classes).to(device)
-    g = torch.Generator().manual_seed(seed)
     backbone.eval()
 
     def batches(_epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         seen = 0
-        for batch in train_loader():
-            images = random_resized_crop_flip(batch[0].to(device).float(), generator=g)
-            feats, _ = backbone_features(backbone, images, ("cls4",))
+        for batch in train_views:
+            feats, _ = backbone_features(backbone, batch[0].to(device).float(), ("cls4",))
             y = torch.as_tensor(batch[1]).long().view(-1)
             if int(y.max()) >= num_classes:
                 raise EvalError(f"linear probe: train labels reach {int(y.max())} but num_classes={num_classes}")

@@ -15,7 +15,6 @@ functions in-process without Ray (tests, debugging).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -135,9 +134,9 @@ def linear_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, flo
         return train_linear(train["cls4"], train.labels, val["cls4"], val.labels, n, epochs=e.linear_epochs,
                             lr=e.linear_lr, batch_size=e.linear_batch_size, seed=ckpt.config.seed, device=spec.device)
     backbone = ckpt.backbone(spec.which, spec.device)
-    loader = functools.partial(spec.loader_factory, spec.train_path, ckpt.config.data, e.linear_batch_size,
-                               device=str(spec.device))
-    return train_linear_augmented(backbone, loader, val["cls4"], val.labels, n, epochs=e.linear_epochs, lr=e.linear_lr,
+    views = spec.loader_factory(spec.train_path, ckpt.config.data, e.linear_batch_size, device=str(spec.device),
+                                augment=True)
+    return train_linear_augmented(backbone, views, val["cls4"], val.labels, n, epochs=e.linear_epochs, lr=e.linear_lr,
                                   batch_size=e.linear_batch_size, seed=ckpt.config.seed, device=spec.device)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attmask_ray.eval.features import EvalError
-from attmask_ray.eval.linear import make_linear, random_resized_crop_flip, train_linear
+from attmask_ray.eval.features import EvalError, random_resized_crop_flip
+from attmask_ray.eval.linear import make_linear, train_linear
 
 
 def _separable(n, g, w):

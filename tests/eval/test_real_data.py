@@ -39,3 +39,13 @@ def test_cli_on_real_shards_and_class_mismatch(tiny_checkpoint, shards, tmp_path
                         "--val", str(shards / "val")])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_linear_full_mode_trains_on_full_image_views(tiny_checkpoint, shards, tmp_path, capsys):
+    """Full-mode linear probe through the project's FFCV linear-probe loader (crops of the full image)."""
+    rc = evaluate.main([str(tiny_checkpoint), "--tasks", "linear", "--local", "--train", str(shards / "train"),
+                        "--val", str(shards / "val"), "--out", str(tmp_path),
+                        "--set", "eval.linear_mode=full,eval.linear_epochs=2,eval.linear_batch_size=4"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "linear_top1" in captured.out
