@@ -156,3 +156,17 @@ def test_optimised_step_equals_reference_style_step(strategy, variant):
     torch.testing.assert_close(c_fast, (1 - m) * ref["t_cls"].mean(0, keepdim=True))
     if variant == "ibot":
         torch.testing.assert_close(cp_fast, (1 - m) * ref["t_patch"].mean((0, 1)).view(1, 1, -1))
+
+
+def test_compiled_model_trains_like_the_eager_one():
+    """model.compile=True (torch.compile of blocks and heads) gives the eager losses; checkpoints keep their keys."""
+    cfg = _cfg(model=dict(drop_path_rate=0.0))
+    eager = TrainingState.build(cfg, steps_per_epoch=100)
+    compiled = TrainingState.build(_cfg(model=dict(drop_path_rate=0.0, compile=True)), steps_per_epoch=100)
+    assert compiled.state_dict()["student"].keys() == eager.state_dict()["student"].keys()
+    compiled.load_state_dict(eager.state_dict())
+    for step in range(2):
+        crops = _crops(step)
+        a, b = train_step(eager, crops), train_step(compiled, crops)
+        for key in ("loss", "cls", "mim"):
+            torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=f"step {step} {key}")
