@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from attmask_ray.data.errors import DataError
+from data_prep.cli_errors import run_reporting_errors
 from data_prep.shard_writer import Item, WriteOptions, print_report, write_shards
 from data_prep.source_image import Decoded
 
@@ -92,12 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idx-dir", default=str(IDX_DIR), help="folder with the *-ubyte.gz IDX files")
     ap.add_argument("--shards", type=int, default=1, help="shards per split")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        build(args.out, args.train_subset, args.idx_dir, args.shards)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_errors(lambda: build(args.out, args.train_subset, args.idx_dir, args.shards))
 
 
 if __name__ == "__main__":

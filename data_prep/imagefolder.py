@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attmask_ray.data.errors import DataError
+from data_prep.cli_errors import run_reporting_errors
 from data_prep.shard_writer import Item, WriteOptions, print_report, write_shards, WRITE_MODES
 from data_prep.source_image import Decoded, decode_file
 
@@ -126,14 +127,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def action() -> None:
         opts = WriteOptions(num_shards=args.shards, max_resolution=args.max_resolution or None,
                             write_mode=args.write_mode, jpeg_quality=args.jpeg_quality, workers=args.workers)
         convert(args.src, args.out, opts, Subset(args.per_class, args.fraction, args.offset))
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_reporting_errors(action)
 
 
 if __name__ == "__main__":
