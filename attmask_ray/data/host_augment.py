@@ -264,7 +264,3 @@ class HostAugmenter:
             chunk(0)
         else:
             list(self._pool.map(chunk, range(self.threads)))
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
