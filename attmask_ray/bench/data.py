@@ -15,6 +15,8 @@ Prints images/s (one image = 2 global + m local crops) for, on the same real JPE
 Photos: without --src, 9 package-shipped photos (scikit-image, scikit-learn) are cut into
 seeded random crops re-encoded as JPEG at ImageNet-like sizes (500x375 / 375x500).
 The first FFCV epoch pays numba compilation; it is reported separately, then excluded.
+A last line models the per-batch barrier of the decode threads at 2-16 threads from the
+measured per-image decode times (FFCV's equal-count split vs the byte-balanced thread plan).
 """
 
 from __future__ import annotations
@@ -56,6 +58,42 @@ def bare_decode(files: list[Path], workers: int, repeats: int = 2) -> float:
             n = sum(pool.map(dec, chunks))
             best = max(best, n / (time.perf_counter() - t))
     return best
+
+
+def barrier_efficiency(files: list[Path], batch: int, threads: tuple[int, ...] = (2, 4, 8, 16),
+                       draws: int = 500) -> dict[int, tuple[float, float]]:
+    """threads -> (equal-count split, :func:`thread_plan`) share of decode-thread time doing work.
+
+    Each batch ends at a barrier: it takes as long as its slowest thread. Model from measured
+    single-thread decode times of these files (best of 2) over ``draws`` random batches:
+    FFCV's prange splits a batch into equal-count runs; thread_plan balances encoded bytes.
+    Shows what the per-batch barrier costs at thread counts this machine may not have.
+    """
+    import cv2
+
+    from attmask_ray.data.multicrop import thread_plan
+
+    blobs = [np.frombuffer(f.read_bytes(), dtype=np.uint8) for f in files]
+    cv2.setNumThreads(1)
+    secs = np.full(len(blobs), np.inf)
+    for _ in range(2):
+        for i, b in enumerate(blobs):
+            t = time.perf_counter()
+            cv2.imdecode(b, cv2.IMREAD_COLOR)
+            secs[i] = min(secs[i], time.perf_counter() - t)
+    nbytes = np.array([len(b) for b in blobs], dtype=np.int64)
+    rng = np.random.default_rng(0)
+    out = {}
+    for t in threads:
+        split = plan = 0.0
+        for _ in range(draws):
+            idx = rng.choice(len(blobs), min(batch, len(blobs)), replace=False)
+            ideal = secs[idx].sum() / t
+            split += ideal / max(c.sum() for c in np.array_split(secs[idx], t))
+            order, starts = thread_plan(nbytes[idx], t)
+            plan += ideal / max(secs[idx][order[a:b]].sum() for a, b in zip(starts[:-1], starts[1:]))
+        out[t] = (split / draws, plan / draws)
+    return out
 
 
 @dataclass(frozen=True)
@@ -267,4 +305,8 @@ def main(argv: list[str]) -> int:
         table.add_row(name, f"{r:,.0f}", f"{whole:,.0f}" if whole else "-", f"{r / base:.2f}x" if base else "-",
                       f"{100 * r / decode:.0f}%", note)
     console.print(table)
+    eff = barrier_efficiency(files, args.batch)
+    console.print(f"per-batch decode barrier, batch {args.batch} (model from measured per-image decode times): busy share of "
+                  "decode threads, FFCV equal-count split -> byte-balanced thread_plan: "
+                  + ", ".join(f"{t} threads {100 * a:.1f}% -> {100 * b:.1f}%" for t, (a, b) in eff.items()))
     return 0
