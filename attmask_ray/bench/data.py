@@ -143,7 +143,12 @@ def ffcv_multicrop(path: str, cfg, batch: int, epochs: int, device: str, augment
         if augment:
             for k, (crops, _) in enumerate(loader):
                 if device.startswith("cuda"):
-                    torch.cuda.synchronize()  # count a batch once its views exist
+                    # count a batch once its views exist; a blocking event sleeps while the GPU works
+                    # (torch.cuda.synchronize spins, taking a core from the decode threads, which
+                    # a training loop that does not wait on each batch would not do)
+                    done = torch.cuda.Event(blocking=True)
+                    done.record()
+                    done.synchronize()
                 yield crops[0].shape[0]
                 if max_batches is not None and k + 1 >= max_batches:
                     break
