@@ -10,12 +10,15 @@ each crop stored HWC. :func:`crop_views_hwc` turns a batch of rows into [B, S, S
 
 The decode threads split each batch by :func:`thread_plan` (balanced encoded bytes per
 thread) rather than FFCV's equal-count contiguous runs, so the per-batch barrier does not
-wait on the thread that drew the large images.
+wait on the thread that drew the large images. The compiled batch loop is shared by every
+FFCV Loader with the same decoder configuration (the loaders build one Loader per shard),
+so a many-shard dataset pays the numba compile of the decode work once, not once per shard.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 from dataclasses import replace
 from typing import Callable
 
@@ -85,6 +88,27 @@ def _libc_memmove() -> Callable:
     return fn
 
 
+_BATCH_LOOPS: dict[tuple, Callable] = {}  # (decoder type, key, parallel) -> compiled batch loop
+
+
+def _is_os_cache_reader(mem_read: Callable) -> bool:
+    """True for the reader of FFCV's OSCacheManager (``os_cache=True``), whose state is (mmap, ptrs, sizes)."""
+    fn = getattr(mem_read, "py_func", mem_read)
+    return getattr(fn, "__qualname__", "") == "OSCacheManager.compile_reader.<locals>.read"
+
+
+def _os_cache_read(address, state):
+    """FFCV 1.0.2 OSCacheManager's reader: the encoded bytes of the sample at ``address``."""
+    size = state[2][np.searchsorted(state[1], address)]
+    return state[0][address:address + size]
+
+
+@functools.cache
+def _os_cache_reader() -> Callable:
+    """:func:`_os_cache_read` compiled once per process."""
+    return Compiler.compile(_os_cache_read)
+
+
 class _DecodeOnce(Operation):
     """Shared plumbing: output rows of ``row_bytes``, a scratch buffer for one full decode per
     sample, and the decode loop; a subclass supplies :meth:`emitter`, the compiled step that
@@ -127,21 +151,45 @@ class _DecodeOnce(Operation):
 
         return Compiler.compile(step)
 
+    def key(self) -> tuple:
+        """What the compiled per-sample step depends on (decoders with equal keys share compiled code)."""
+        raise NotImplementedError
+
     def generate_code(self) -> Callable:
+        parallel = Compiler.num_threads > 1
         mem_read = self.memory_read
-        my_range = Compiler.get_iterator()
-        step = self.sample_step()
-        plan = Compiler.compile(thread_plan)
+        if _is_os_cache_reader(mem_read):
+            # one compiled batch loop per decoder configuration, shared by every Loader (one per shard)
+            key = (type(self), self.key(), parallel)
+            if key not in _BATCH_LOOPS:
+                _BATCH_LOOPS[key] = self._batch_loop(_os_cache_reader(), parallel)
+            batch_loop = _BATCH_LOOPS[key]
+        else:  # another FFCV memory manager: compiled for this Loader
+            batch_loop = self._batch_loop(mem_read, parallel)
         num_threads = numba.get_num_threads  # FFCV sets it to num_workers in its loader thread
-        jpg = IMAGE_MODES["jpg"]
 
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, temp_storage = my_storage
+            batch_loop(batch_indices, destination, temp_storage, metadata, storage_state, num_threads())
+            return destination[:len(batch_indices)]
+
+        decode.is_parallel = False  # the prange lives in batch_loop
+        return decode
+
+    def _batch_loop(self, mem_read: Callable, parallel: bool) -> Callable:
+        """Compiled ``loop(batch_indices, destination, scratch, metadata, storage_state, threads)``:
+        decode every sample of a batch into its row, the batch split over threads by :func:`thread_plan`."""
+        my_range = numba.prange if parallel else range
+        step = self.sample_step()
+        plan = Compiler.compile(thread_plan)
+        jpg = IMAGE_MODES["jpg"]
+
+        def loop(batch_indices, destination, temp_storage, metadata, storage_state, threads):
             n = len(batch_indices)
             cost = np.empty(n, np.int64)
             for k in range(n):
                 cost[k] = mem_read(metadata[batch_indices[k]]["data_ptr"], storage_state).shape[0]
-            order, starts = plan(cost, num_threads())
+            order, starts = plan(cost, threads)
             for t in my_range(len(starts) - 1):  # one iteration per thread: numba gives each its own
                 for k in range(starts[t], starts[t + 1]):
                     dst_ix = order[k]
@@ -149,10 +197,9 @@ class _DecodeOnce(Operation):
                     step(mem_read(field["data_ptr"], storage_state), field["mode"] == jpg,
                          np.uint32(field["height"]), np.uint32(field["width"]), temp_storage[dst_ix],
                          destination[dst_ix])
-            return destination[:n]
 
-        decode.is_parallel = True
-        return decode
+        loop.is_parallel = parallel
+        return Compiler.compile(loop)
 
 
 class MultiCropDecoder(_DecodeOnce):
@@ -168,6 +215,9 @@ class MultiCropDecoder(_DecodeOnce):
         super().__init__(off + s * s * 3)
         self.global_size, self.local_size, self.n_local = global_size, local_size, n_local
         self.global_scale, self.local_scale = np.array(global_scale), np.array(local_scale)
+
+    def key(self) -> tuple:
+        return (self.global_size, self.local_size, self.n_local, tuple(self.global_scale), tuple(self.local_scale))
 
     def emitter(self) -> Callable:
         resize_crop_c = Compiler.compile(resize_crop)
@@ -199,6 +249,9 @@ class CenterCropDecoder(_DecodeOnce):
         super().__init__(size * size * 3)
         self.size, self.ratio = size, size / resize
 
+    def key(self) -> tuple:
+        return (self.size, self.ratio)
+
     def emitter(self) -> Callable:
         resize_crop_c = Compiler.compile(resize_crop)
         crop_c = Compiler.compile(get_center_crop)
@@ -224,6 +277,9 @@ class FullImageDecoder(_DecodeOnce):
     def __init__(self, max_height: int, max_width: int):
         super().__init__(max_height * max_width * 3)
         self.max_height, self.max_width = max_height, max_width
+
+    def key(self) -> tuple:
+        return (self.max_height, self.max_width)
 
     def sample_step(self) -> Callable:
         imdecode_c = Compiler.compile(imdecode)

@@ -12,7 +12,8 @@ import torch
 
 from attmask_ray.config import DataConfig
 from attmask_ray.data import build_eval_loader, build_train_loader
-from attmask_ray.data.multicrop import thread_plan
+from attmask_ray.data import multicrop
+from attmask_ray.data.multicrop import MultiCropDecoder, thread_plan
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -68,3 +69,15 @@ def test_threaded_decoding_matches_one_thread(photo_shards: Path) -> None:
         slots[w] = out
     assert len(slots[1]) == len(slots[2]) > 0
     assert all(torch.equal(a, b) for a, b in zip(slots[1], slots[2]))
+
+
+def test_shard_loaders_share_one_compiled_batch_loop(photo_shards: Path) -> None:
+    """One FFCV Loader per shard, one numba compile of the decode loop per decoder configuration."""
+    cfg = replace(CFG, local_crops_number=2, global_crop_size=48)  # a configuration no other test compiles
+    loader = build_train_loader(cfg, 4, path=str(photo_shards / "train"), crops_on="host")
+    assert sum(ld is not None for ld in loader.loaders) == 2
+    n = sum(x[0].shape[0] for x, _ in loader)
+    assert n == len(loader) * 4
+    keys = [k for k in multicrop._BATCH_LOOPS if k[0] is MultiCropDecoder and k[1][:3] == (48, 32, 2)]
+    assert len(keys) == 1
+    assert len(multicrop._BATCH_LOOPS[keys[0]].signatures) == 1
