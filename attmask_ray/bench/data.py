@@ -167,17 +167,18 @@ def ffcv_per_crop(path: str, cfg, batch: int, epochs: int) -> Timing:
 
     from attmask_ray.data import check_dataset
 
-    shard = check_dataset(path).shards[0]
-    pipes = {"label": [IntDecoder(), ToTensor()], "image": None}
     sizes = [(cfg.global_crop_size, cfg.global_crops_scale)] * 2 + [(cfg.local_crop_size, cfg.local_crops_scale)] * cfg.local_crops_number
-    for k, (size, scale) in enumerate(sizes):
-        pipes[f"crop{k}"] = PipelineSpec("image", decoder=RandomResizedCropRGBImageDecoder((size, size), scale=scale),
-                                         transforms=[ToTensor()])
-    loader = Loader(shard, batch_size=batch, num_workers=cfg.num_workers, order=OrderOption.RANDOM, seed=0,
-                    os_cache=True, drop_last=True, pipelines=pipes)
+    loaders = []
+    for shard in check_dataset(path).shards:
+        pipes = {"label": [IntDecoder(), ToTensor()], "image": None}
+        for k, (size, scale) in enumerate(sizes):
+            pipes[f"crop{k}"] = PipelineSpec("image", decoder=RandomResizedCropRGBImageDecoder((size, size), scale=scale),
+                                             transforms=[ToTensor()])
+        loaders.append(Loader(shard, batch_size=batch, num_workers=cfg.num_workers, order=OrderOption.RANDOM, seed=0,
+                              os_cache=True, drop_last=True, pipelines=pipes))
 
     def run(epoch: int) -> Iterator[int]:
-        return (b[0].shape[0] for b in loader)
+        return (b[0].shape[0] for loader in loaders for b in loader)
     return _timed_epochs(run, epochs)
 
 
@@ -247,6 +248,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--global-size", type=int, default=224)
     ap.add_argument("--local-size", type=int, default=96)
     ap.add_argument("--max-resolution", type=int, default=0, help="stored longer side (0 = as the source)")
+    ap.add_argument("--shards", type=int, default=1,
+                    help="shards to convert into (one FFCV Loader each: the first epoch shows the per-shard start-up)")
     ap.add_argument("--aug-batches", type=int, default=4,
                     help="batches timed for the device-mode +aug row when --device is a CPU (slow there)")
     ap.add_argument("--device", default="cpu", help="where the FFCV loader's batched augmentations run")
@@ -273,7 +276,7 @@ def main(argv: list[str]) -> int:
     decode = bare_decode(files, args.workers)
     rows.append(("bare decode (libjpeg-turbo, no crops)", decode, None, ""))
     t = time.perf_counter()
-    reports = convert(src, work / "shards", WriteOptions(num_shards=1, max_resolution=args.max_resolution or None,
+    reports = convert(src, work / "shards", WriteOptions(num_shards=args.shards, max_resolution=args.max_resolution or None,
                                                          workers=1))
     conv = reports["train"].images_per_s
     rows.append(("converter ImageFolder -> .beton (1 process)", conv, None, f"{time.perf_counter() - t:.1f}s incl. start-up"))
