@@ -62,16 +62,26 @@ def thread_plan(cost: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray]
     """
     n = cost.shape[0]
     t = max(1, min(threads, n))
+    by_cost = np.arange(n)
+    for i in range(1, n):  # insertion sort by decreasing cost, stable (n is one batch; compiles fast)
+        j = i
+        while j > 0 and cost[by_cost[j - 1]] < cost[by_cost[j]]:
+            by_cost[j - 1], by_cost[j] = by_cost[j], by_cost[j - 1]
+            j -= 1
     load = np.zeros(t, np.int64)
     owner = np.empty(n, np.int64)
     counts = np.zeros(t, np.int64)
-    for i in np.argsort(-cost, kind="mergesort"):  # stable: equal costs keep batch order
-        k = np.argmin(load)
+    for i in by_cost:
+        k = 0
+        for q in range(1, t):  # least-loaded thread
+            if load[q] < load[k]:
+                k = q
         owner[i] = k
         load[k] += cost[i]
         counts[k] += 1
     starts = np.zeros(t + 1, np.int64)
-    starts[1:] = np.cumsum(counts)
+    for q in range(t):
+        starts[q + 1] = starts[q] + counts[q]
     fill = starts[:-1].copy()
     order = np.empty(n, np.int64)
     for i in range(n):  # batch order kept within a thread's run
@@ -178,28 +188,36 @@ class _DecodeOnce(Operation):
 
     def _batch_loop(self, mem_read: Callable, parallel: bool) -> Callable:
         """Compiled ``loop(batch_indices, destination, scratch, metadata, storage_state, threads)``:
-        decode every sample of a batch into its row, the batch split over threads by :func:`thread_plan`."""
-        my_range = numba.prange if parallel else range
+        decode every sample of a batch into its row; with several threads the batch is split by
+        :func:`thread_plan` (one thread: batch order, and no plan to compile)."""
         step = self.sample_step()
-        plan = Compiler.compile(thread_plan)
         jpg = IMAGE_MODES["jpg"]
 
-        def loop(batch_indices, destination, temp_storage, metadata, storage_state, threads):
+        if not parallel:  # one thread: batch order, nothing to plan
+            def loop(batch_indices, destination, temp_storage, metadata, storage_state, threads):
+                for k in range(len(batch_indices)):
+                    field = metadata[batch_indices[k]]
+                    step(mem_read(field["data_ptr"], storage_state), field["mode"] == jpg, np.uint32(field["height"]),
+                         np.uint32(field["width"]), temp_storage[k], destination[k])
+
+            return Compiler.compile(loop)
+        plan = Compiler.compile(thread_plan)
+
+        def parallel_loop(batch_indices, destination, temp_storage, metadata, storage_state, threads):
             n = len(batch_indices)
             cost = np.empty(n, np.int64)
             for k in range(n):
                 cost[k] = mem_read(metadata[batch_indices[k]]["data_ptr"], storage_state).shape[0]
             order, starts = plan(cost, threads)
-            for t in my_range(len(starts) - 1):  # one iteration per thread: numba gives each its own
+            for t in numba.prange(len(starts) - 1):  # one iteration per thread: numba gives each its own
                 for k in range(starts[t], starts[t + 1]):
                     dst_ix = order[k]
                     field = metadata[batch_indices[dst_ix]]
-                    step(mem_read(field["data_ptr"], storage_state), field["mode"] == jpg,
-                         np.uint32(field["height"]), np.uint32(field["width"]), temp_storage[dst_ix],
-                         destination[dst_ix])
+                    step(mem_read(field["data_ptr"], storage_state), field["mode"] == jpg, np.uint32(field["height"]),
+                         np.uint32(field["width"]), temp_storage[dst_ix], destination[dst_ix])
 
-        loop.is_parallel = parallel
-        return Compiler.compile(loop)
+        parallel_loop.is_parallel = True
+        return Compiler.compile(parallel_loop)
 
 
 class MultiCropDecoder(_DecodeOnce):
