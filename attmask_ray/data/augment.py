@@ -87,27 +87,22 @@ def _blend(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 
 def _hue_shift(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotate hue by ``shift`` turns per sample ([B]); x [B, 3, H, W] in [0, 1]."""
-    r, g, b = x.unbind(1)
-    maxc, _ = x.max(1)
-    minc, _ = x.min(1)
-    v = maxc
-    delta = maxc - minc
-    s = delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc))
-    dz = torch.where(delta > 0, delta, torch.ones_like(delta))
-    rc, gc, bc = (maxc - r) / dz, (maxc - g) / dz, (maxc - b) / dz
-    hr = (maxc == r) * (bc - gc)
-    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
-    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
-    hue = ((hr + hg + hb) / 6.0 + 1.0) % 1.0
-    hue = torch.where(delta > 0, hue, torch.zeros_like(hue))
-    hue6 = ((hue + shift.view(-1, 1, 1)) % 1.0) * 6.0
-    vs = v * s
-    out = []
-    for n in (5.0, 3.0, 1.0):  # HSV -> RGB without branches: c_n = v - v*s*clamp(min(k, 4 - k), 0, 1)
-        k = (hue6 + n) % 6.0
-        out.append(v - vs * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0))
-    return torch.stack(out, 1)
+    """Rotate hue by ``shift`` turns per sample ([B]); x [B, 3, H, W] in [0, 1].
+
+    torchvision's RGB -> HSV -> RGB round trip, written with few whole-tensor ops (each op is a
+    kernel launch on the GPU's critical host thread): hue from the max channel's formula,
+    picked by argmax (first max wins: r, then g, then b, as torchvision's masks); grey pixels
+    get hue 0; v*s = max - min.
+    """
+    maxc, arg = x.max(1)  # [B, H, W]; ties resolve to the first channel
+    delta = maxc - x.amin(1)
+    c = (maxc.unsqueeze(1) - x) / torch.where(delta > 0, delta, 1.0).unsqueeze(1)  # (rc, gc, bc)
+    d = c.roll(1, 1) - c.roll(-1, 1)  # (bc - gc, rc - bc, gc - rc): the r, g, b formulas less their offsets
+    h = d.gather(1, arg.unsqueeze(1)).squeeze(1) + 2.0 * arg  # offsets 0, 2, 4
+    hue6 = ((h / 6.0 + 1.0 + shift.view(-1, 1, 1)) % 1.0) * 6.0
+    n = torch.arange(5.0, 0.0, -2.0, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)  # HSV -> RGB: c_n, n = 5, 3, 1
+    k = (hue6.unsqueeze(1) + n) % 6.0
+    return maxc.unsqueeze(1) - delta.unsqueeze(1) * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
 
 
 def color_jitter(x: torch.Tensor, p: Params) -> torch.Tensor:

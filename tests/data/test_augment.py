@@ -112,3 +112,13 @@ def test_hue_shift_matches_torchvision() -> None:
     x = torch.rand(4, 3, 16, 16)
     for h in (-0.1, 0.05, 0.3):
         assert torch.allclose(augment._hue_shift(x, torch.full((4,), h)), TF.adjust_hue(x, h), atol=1e-5)
+
+
+def test_hue_shift_matches_torchvision_on_ties_and_greys() -> None:
+    """Quantised pixels: many channel ties (max picked r, then g, then b) and grey pixels."""
+    from torchvision.transforms.v2 import functional as TF
+
+    x = torch.randint(0, 4, (16, 3, 12, 12), generator=torch.Generator().manual_seed(0)).float() / 3
+    assert ((x[:, 0] == x[:, 1]) & (x[:, 1] == x[:, 2])).any() and ((x[:, 1] == x[:, 2]) & (x[:, 0] < x[:, 1])).any()
+    for h in (-0.1, 0.05, 0.5):
+        assert torch.allclose(augment._hue_shift(x, torch.full((16,), h)), TF.adjust_hue(x, h), atol=1e-5)
