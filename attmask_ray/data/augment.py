@@ -58,11 +58,13 @@ def sample_params(batch: int, cfg: DataConfig, probs: ViewProbs, generator: torc
 
     ``generator`` lives on ``device``; ``order_generator`` (CPU) draws the per-batch jitter order.
     """
+    r = iter(torch.rand(10, batch, generator=generator, device=device))  # one draw (one launch) for all 10 rows
+
     def u(lo: float, hi: float) -> torch.Tensor:
-        return torch.rand(batch, generator=generator, device=device) * (hi - lo) + lo
+        return next(r) * (hi - lo) + lo
 
     def coin(p: float) -> torch.Tensor:
-        return torch.rand(batch, generator=generator, device=device) < p
+        return next(r) < p
 
     b, c, s, h = cfg.color_jitter
     return Params(
