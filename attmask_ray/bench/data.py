@@ -15,8 +15,10 @@ Prints images/s (one image = 2 global + m local crops) for, on the same real JPE
 Photos: without --src, 9 package-shipped photos (scikit-image, scikit-learn) are cut into
 seeded random crops re-encoded as JPEG at ImageNet-like sizes (500x375 / 375x500).
 The first FFCV epoch pays numba compilation; it is reported separately, then excluded.
-A last line models the per-batch barrier of the decode threads at 2-16 threads from the
-measured per-image decode times (FFCV's equal-count split vs the byte-balanced thread plan).
+Two last lines: the host-side dispatch cost of the device path's crop + augmentation calls
+per batch (what the kernel-launching thread spends), and a model of the per-batch barrier
+of the decode threads at 2-16 threads from the measured per-image decode times (FFCV's
+equal-count split vs the byte-balanced thread plan).
 """
 
 from __future__ import annotations
@@ -130,6 +132,48 @@ def _timed_epochs(run_epoch: Callable[[int], Iterator[int]], epochs: int) -> Tim
         if len(sizes) >= 2:
             steady = max(steady, sum(sizes[half:]) / (stamps[-1] - stamps[half]))
     return Timing(first, steady or whole, whole)
+
+
+def views_dispatch(path: str, cfg, batch: int = 4) -> tuple[int, int, float]:
+    """Host cost of the device path's crop + augmentation calls for one batch (the loader's main thread).
+
+    Runs :meth:`TrainLoader.views` (device mode) on ``batch`` 16x16 images cut to 8/4 px crops,
+    so the arithmetic is negligible and what is timed is op dispatch, which on a GPU is the
+    work of the thread that launches the kernels (their number does not grow with B). Returns (torch ops, non-view ops ~ kernel launches,
+    best ms per batch over 5 x 50 batches on 1 thread).
+    """
+    from dataclasses import replace
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from attmask_ray.data import build_train_loader
+
+    views = {"aten::view", "aten::slice", "aten::unsqueeze", "aten::select", "aten::expand", "aten::permute",
+             "aten::unbind", "aten::reshape", "aten::alias", "aten::as_strided", "aten::squeeze", "aten::expand_as",
+             "aten::split", "aten::lift_fresh", "aten::detach_", "aten::_unsafe_view", "aten::narrow"}
+    small = replace(cfg, global_crop_size=8, local_crop_size=4)
+    loader = build_train_loader(small, batch, path=path, crops_on="device")
+    loader._slot = (16, 16)
+    rows = torch.randint(0, 256, (batch, 16 * 16 * 3), dtype=torch.uint8)
+    sizes = torch.full((batch, 2), 16.0)
+    gen, order_gen = loader._generators()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(10):
+            loader.views(rows, gen, order_gen, sizes)
+        best = float("inf")
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(50):
+                loader.views(rows, gen, order_gen, sizes)
+            best = min(best, (time.perf_counter() - t) / 50)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            loader.views(rows, gen, order_gen, sizes)
+    finally:
+        torch.set_num_threads(threads)
+    top = [e for e in prof.events() if e.cpu_parent is None]
+    return len(top), sum(e.name not in views for e in top), 1e3 * best
 
 
 def ffcv_multicrop(path: str, cfg, batch: int, epochs: int, device: str, augment: bool,
@@ -313,6 +357,9 @@ def main(argv: list[str]) -> int:
         table.add_row(name, f"{r:,.0f}", f"{whole:,.0f}" if whole else "-", f"{r / base:.2f}x" if base else "-",
                       f"{100 * r / decode:.0f}%", note)
     console.print(table)
+    ops, launches, ms = views_dispatch(path, cfg)
+    console.print(f"device-mode crops + augmentation, host side per batch: {ops} torch ops ({launches} not views, ~ GPU kernel "
+                  f"launches), {ms:.2f} ms of dispatch on 1 thread (4 images of 16 px: arithmetic negligible)")
     eff = barrier_efficiency(files, args.batch)
     console.print(f"per-batch decode barrier, batch {args.batch} (model from measured per-image decode times): busy share of "
                   "decode threads, FFCV equal-count split -> byte-balanced thread_plan: "
