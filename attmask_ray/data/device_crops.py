@@ -14,7 +14,7 @@ import math
 import torch
 from torchvision.ops import roi_align
 
-from attmask_ray.data.multicrop import RATIO
+RATIO = (3.0 / 4.0, 4.0 / 3.0)  # RandomResizedCrop aspect-ratio range (torchvision default)
 
 TRIES = 10
 
@@ -44,9 +44,10 @@ def sample_boxes(h: torch.Tensor, w: torch.Tensor, scale: tuple[float, float], g
     return torch.stack([x, y, x + cw, y + ch], dim=1)
 
 
-def crop_resize(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """images [B, C, H, W] float, boxes [K*B, 4] (crop k of image b at row k*B + b) -> [K*B, C, size, size]."""
+def crop_resize(images: torch.Tensor, boxes: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """images [B, C, H, W] float, boxes [K*B, 4] (crop k of image b at row k*B + b) -> [K*B, C, size, size]
+    (or [K*B, C, h, w] for ``size`` = (h, w))."""
     b = images.shape[0]
     idx = torch.arange(boxes.shape[0], device=images.device).remainder(b).to(boxes.dtype)[:, None]
-    return roi_align(images, torch.cat([idx, boxes], 1), output_size=(size, size), spatial_scale=1.0,
+    return roi_align(images, torch.cat([idx, boxes], 1), output_size=(size, size) if isinstance(size, int) else tuple(size), spatial_scale=1.0,
                      sampling_ratio=-1, aligned=True)

@@ -32,7 +32,8 @@ from ffcv.pipeline.compiler import Compiler
 from ffcv.pipeline.operation import Operation
 from ffcv.pipeline.state import State
 
-RATIO = (3.0 / 4.0, 4.0 / 3.0)  # RandomResizedCrop aspect-ratio range (torchvision default)
+from attmask_ray.data.device_crops import RATIO
+
 
 
 def crop_layout(global_size: int, local_size: int, n_local: int) -> list[tuple[int, int]]:

@@ -13,12 +13,10 @@ it runs on the FFCV eval loader, a list of tensors or anything in between.
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from attmask_ray.models import MaskedViT
 
@@ -150,34 +148,19 @@ def tensor_loader(path: str, data_cfg: Any, batch_size: int, *, datasets: dict[s
 
 
 def random_resized_crop_flip(images: torch.Tensor, scale: tuple[float, float] = (0.08, 1.0),
-                             ratio: tuple[float, float] = (3 / 4, 4 / 3),
                              generator: torch.Generator | None = None) -> torch.Tensor:
     """torchvision's RandomResizedCrop + RandomHorizontalFlip, per image, on a tensor batch.
 
-    images: [B, C, H, W] -> [B, C, H, W] (each image cropped then resized bilinearly back).
+    images: [B, C, H, W] -> [B, C, H, W]: each image's crop (the training loader's box rule,
+    :func:`attmask_ray.data.device_crops.sample_boxes`) resampled back to H x W with roi_align.
     """
+    from attmask_ray.data.device_crops import crop_resize, sample_boxes  # torchvision only, no FFCV
+
     b, _, h, w = images.shape
-    area = h * w
-    out = torch.empty_like(images)
-    log_r = (math.log(ratio[0]), math.log(ratio[1]))
-    for i in range(b):
-        ch, cw, top, left = h, w, 0, 0
-        for _ in range(10):
-            target = area * (scale[0] + (scale[1] - scale[0]) * float(torch.rand(1, generator=generator)))
-            ar = math.exp(log_r[0] + (log_r[1] - log_r[0]) * float(torch.rand(1, generator=generator)))
-            cw_ = int(round(math.sqrt(target * ar)))
-            ch_ = int(round(math.sqrt(target / ar)))
-            if 0 < cw_ <= w and 0 < ch_ <= h:
-                ch, cw = ch_, cw_
-                top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
-                left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
-                break
-        crop = images[i:i + 1, :, top:top + ch, left:left + cw]
-        crop = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-        if float(torch.rand(1, generator=generator)) < 0.5:
-            crop = crop.flip(-1)
-        out[i:i + 1] = crop
-    return out
+    boxes = sample_boxes(images.new_full((b,), float(h)), images.new_full((b,), float(w)), scale, generator)
+    out = crop_resize(images, boxes, (h, w))
+    flip = torch.rand(b, generator=generator, device=images.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), out.flip(-1), out)
 
 
 def default_loader(path: str, data_cfg: Any, batch_size: int, device: str | torch.device = "cpu",
