@@ -51,6 +51,7 @@ class ModelConfig:
     head_hidden_dim: int = 2048  # head MLP width
     head_bottleneck_dim: int = 256  # head bottleneck before the weight-normed layer
     compile: bool = False  # torch.compile backbone and head (measure before enabling)
+    pos_interp: str = "reference"  # position embeddings at other grids: "reference" (DINO/iBOT bicubic, +0.1 scale factor) or "timm" (antialiased)
 
     def __post_init__(self) -> None:
         _check(self.patch_size > 0, f"model.patch_size must be > 0, got {self.patch_size}")
@@ -59,6 +60,8 @@ class ModelConfig:
             _check(getattr(self, name) > 0, f"model.{name} must be > 0, got {getattr(self, name)}")
         _check(not self.shared_head or self.out_dim == self.patch_out_dim,
                f"model.shared_head=True needs out_dim == patch_out_dim, got {self.out_dim} and {self.patch_out_dim}")
+        _check(self.pos_interp in ("reference", "timm"),
+               f"model.pos_interp must be 'reference' or 'timm', got {self.pos_interp!r}")
         if self.embed_dim is not None and self.num_heads is not None:
             _check(self.embed_dim % self.num_heads == 0,
                    f"model.embed_dim ({self.embed_dim}) must be divisible by model.num_heads ({self.num_heads})")
@@ -84,7 +87,7 @@ class MaskConfig:
     masking_prob: float = 0.5  # p: each global view masked with prob p (Table 9b)
     show_max: float = 0.1  # attmask_hint: reveal among the top show_max*n tokens
     attn_layer: int | None = None  # teacher layer for [CLS] attention, 1-based; None = last (Table 9a)
-    per_image_ratio: bool = False  # reference draws r once per batch; True draws per image
+    per_image_ratio: bool | None = None  # None: as the reference (per image+crop for block/random, per batch for attmask_*); True/False force it
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:

@@ -8,7 +8,10 @@ writes ``OUT.pth`` (the timm ViT ``state_dict``: no mask token, no head) and
     model = timm.create_model(name, pretrained=False, **kwargs)
     model.load_state_dict(torch.load("OUT.pth"), strict=True)
 
-``model.forward_features(x)`` then equals our backbone's tokens (after the final norm).
+``model.forward_features(x)`` then equals our backbone's tokens (after the final norm) at
+the training grid size (``img_size``). At other input sizes timm resamples the position
+embeddings with its own antialiased rule, which differs slightly from the DINO/iBOT rule
+our backbone uses by default (``model.pos_interp``).
 """
 
 from __future__ import annotations

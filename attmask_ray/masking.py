@@ -12,17 +12,21 @@ import math
 
 import torch
 
-__all__ = ["STRATEGIES", "generate_masks", "mask_ratio"]
+__all__ = ["RATIO_PER_IMAGE", "STRATEGIES", "generate_masks", "mask_ratio"]
 
 STRATEGIES = ("block", "random", "attmask_high", "attmask_low", "attmask_hint")
 _NEEDS_SCORES = ("attmask_high", "attmask_low", "attmask_hint")
+# Reference default of where r is drawn: block/random per image and crop (its data loader),
+# attmask_* once per batch (its training loop, "the same masking ratio" for the batch).
+RATIO_PER_IMAGE = {"block": True, "random": True, "attmask_high": False, "attmask_low": False,
+                   "attmask_hint": False}
 _BLOCK_ASPECT = (math.log(0.3), math.log(1 / 0.3))  # log-uniform aspect ratio range
 _BLOCK_ATTEMPTS = 10
 
 
 def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy: str,
                    ratio: tuple[float, float] = (0.1, 0.5), prob: float = 0.5,
-                   show_max: float = 0.1, per_image_ratio: bool = False,
+                   show_max: float = 0.1, per_image_ratio: bool | None = None,
                    generator: torch.Generator | None = None,
                    batch_size: int | None = None,
                    device: torch.device | str | None = None) -> torch.Tensor:
@@ -30,8 +34,12 @@ def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy:
 
     scores: [B, n] teacher [CLS] attention over the n = h*w patches (required for the
         attmask_* strategies; optional for block/random, where batch_size/device give B).
-    ratio: (a, b); the ratio r ~ U(a, b) is drawn once per batch, or per image when
-        per_image_ratio. Exactly floor(r*n) tokens are masked (block: at most that many).
+    ratio: (a, b); the ratio r ~ U(a, b) is drawn once per batch, or per image (per row,
+        i.e. per image and global crop) when per_image_ratio. Exactly floor(r*n) tokens are
+        masked (block: at most that many).
+    per_image_ratio: None follows the reference code per strategy (``RATIO_PER_IMAGE``):
+        per image for block/random (drawn in its data loader), once per batch for the
+        attmask_* strategies (drawn in its training loop); True/False force either.
     prob: each image is masked with probability prob, otherwise its row is all False.
     show_max: attmask_hint reveals floor(s*n) of the floor(show_max*n) most attended
         tokens, s ~ U(show_max*a, show_max*b) (drawn like r, independently of it).
@@ -55,6 +63,8 @@ def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy:
     else:
         bsz, dev = batch_size, torch.device(device if device is not None else "cpu")
 
+    if per_image_ratio is None:
+        per_image_ratio = RATIO_PER_IMAGE[strategy]
     a, b = float(ratio[0]), float(ratio[1])
     keep = _rand((bsz,), generator, dev) < prob  # [B] which images get masked
     u = _rand((bsz if per_image_ratio else 1,), generator, dev, torch.float64)
@@ -126,6 +136,12 @@ def _first_k(order: torch.Tensor, k: torch.Tensor, n: int | None = None) -> torc
     return out.scatter_(1, order, rank_ok)
 
 
+def block_min_area(h: int, w: int) -> int:
+    """Smallest block area of block masking on an h x w grid, as the reference code:
+    ``(min(h, w) // 3) ** 2`` (16 on 14x14, 25 on 15x15, 81 on 28x28)."""
+    return (min(h, w) // 3) ** 2
+
+
 def _block_masks(h: int, w: int, budgets: list[float],
                  generator: torch.Generator | None) -> torch.Tensor:
     """BEiT/iBOT block masking on the CPU; budgets: per-image target r*n -> BoolTensor [B, h*w].
@@ -133,7 +149,7 @@ def _block_masks(h: int, w: int, budgets: list[float],
     Rows are python-int bitmasks; random numbers come from `generator` in chunks.
     A block's new tokens never exceed the remaining budget, so count <= floor(budget).
     """
-    min_area = min(16, (min(h, w) // 3) ** 2)
+    min_area = block_min_area(h, w)
     gen_dev = generator.device if generator is not None else torch.device("cpu")
     pool: list[float] = []
 

@@ -118,7 +118,8 @@ def test_counts_within_ratio_bounds_and_per_image_variation(strategy, grid):
     n = grid[0] * grid[1]
     a, b = 0.1, 0.5
     scores = torch.rand(64, n, generator=gen())
-    shared = generate_masks(scores, grid, strategy, ratio=(a, b), prob=1.0, generator=gen(1))
+    shared = generate_masks(scores, grid, strategy, ratio=(a, b), prob=1.0, per_image_ratio=False,
+                            generator=gen(1))
     per_img = generate_masks(scores, grid, strategy, ratio=(a, b), prob=1.0,
                              per_image_ratio=True, generator=gen(1))
     for masks in (shared, per_img):
@@ -127,6 +128,51 @@ def test_counts_within_ratio_bounds_and_per_image_variation(strategy, grid):
         assert counts.min() >= int(a * n) and counts.max() <= int(b * n)
     assert shared.sum(dim=1).unique().numel() == 1  # one ratio per batch
     assert per_img.sum(dim=1).unique().numel() > 1  # one ratio per image
+
+
+@pytest.mark.parametrize("grid", [(14, 14), (7, 7)])
+def test_default_ratio_draw_follows_the_reference_per_strategy(grid):
+    """Reference: block/random draw r per image and global crop (its loader), attmask_* once
+    per batch (its training loop)."""
+    n, (a, b), bsz = grid[0] * grid[1], (0.1, 0.5), 2 * 128  # two global crops of 128 images
+    scores = torch.rand(bsz, n, generator=gen())
+    for strategy in ("attmask_high", "attmask_low", "attmask_hint"):
+        counts = generate_masks(scores, grid, strategy, ratio=(a, b), prob=1.0, generator=gen(2)).sum(1)
+        k = counts.max().item()
+        assert int(a * n) <= k <= int(b * n)
+        assert counts.unique().numel() == 1  # one r (and, for hint, one s) for the whole batch
+    rand = generate_masks(None, grid, "random", ratio=(a, b), prob=1.0, generator=gen(3), batch_size=bsz).sum(1)
+    # per image floor(r*n), r ~ U(a, b): counts spread over the whole [floor(a n), floor(b n)] range
+    assert rand.min() >= int(a * n) and rand.max() <= int(b * n)
+    assert rand.unique().numel() >= 0.6 * (int(b * n) - int(a * n) + 1)
+    uniform = torch.floor((a + (b - a) * torch.rand(200_000, dtype=torch.float64, generator=gen(9))) * n)
+    assert abs(rand.float().mean() - uniform.mean()) < 4 * uniform.std() / bsz ** 0.5
+    # the two global crops of one image get their own ratios
+    assert (rand[:128] != rand[128:]).float().mean() > 0.5
+    block = generate_masks(None, grid, "block", ratio=(a, b), prob=1.0, generator=gen(4), batch_size=bsz).sum(1)
+    assert block.max() <= int(b * n) and block.unique().numel() > 5
+
+
+@pytest.mark.parametrize("grid,area", [((7, 7), 4), ((14, 14), 16), ((15, 15), 25), ((28, 28), 81)])
+def test_block_minimum_area_is_the_reference_rule(grid, area):
+    from attmask_ray.masking import block_min_area
+
+    assert block_min_area(*grid) == area  # reference: (min(H, W) // 3) ** 2 for any grid
+
+
+def test_block_masks_on_a_large_grid_use_large_blocks():
+    """28x28 grid, budget 60 tokens: with the reference minimum area 81, each block's target
+    area is drawn from [60, 81]: an image gets about one block (often none, as in the
+    reference); a 16-token minimum (the old cap) draws areas from [16, 60] and places ~2.3
+    blocks per image."""
+    from scipy import ndimage
+
+    n = 28 * 28
+    masks = generate_masks(None, (28, 28), "block", ratio=(60 / n, 60 / n), prob=1.0, generator=gen(),
+                           batch_size=64)
+    parts = [ndimage.label(m.view(28, 28).numpy())[1] for m in masks]
+    assert sum(parts) / len(parts) < 1.2
+    assert masks.sum(1).max() <= 60
 
 
 def test_random_is_uniform_over_positions():

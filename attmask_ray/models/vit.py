@@ -2,8 +2,10 @@
 
 * The mask token replaces masked patch embeddings BEFORE [CLS] is prepended and BEFORE
   position embeddings are added (paper eq. 2/10).
-* Position embeddings are bicubically interpolated for any crop size (timm
-  ``dynamic_img_size``), so 224 global and 96 local crops share one backbone.
+* Position embeddings are resampled for any crop size, so 224 global and 96 local crops
+  share one backbone: by default with the DINO/iBOT/AttMask rule (bicubic with
+  ``scale_factor = (h + 0.1) / H``, no antialias; ``models/pos_embed.py``), or with timm's
+  own ``dynamic_img_size`` resampling when ``model.pos_interp="timm"``.
 * The [CLS] attention of any block is computed from that block's own qkv projection
   (captured by a forward hook) as ``softmax(q_cls . K^T / sqrt(d))`` per head, averaged
   over heads: the (n+1)x(n+1) matrix never exists and fused SDPA stays on everywhere.
@@ -16,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from attmask_ray.config import ModelConfig
+from attmask_ray.models.pos_embed import resample_patch_pos_embed
 
 
 class MaskedViT(nn.Module):
@@ -23,7 +26,9 @@ class MaskedViT(nn.Module):
 
     ``self.vit`` is a plain timm model: its ``state_dict()`` loads into
     ``timm.create_model(arch, pretrained=False, patch_size=..., dynamic_img_size=True,
-    num_classes=0)`` strictly.
+    num_classes=0)`` strictly. Such a timm model gives the same features at the stored
+    grid size; at other input sizes timm resamples position embeddings with its own
+    (antialiased) rule, which differs slightly from the reference rule used here by default.
     """
 
     def __init__(self, cfg: ModelConfig, img_size: int, drop_path_rate: float = 0.0) -> None:
@@ -40,6 +45,7 @@ class MaskedViT(nn.Module):
         self.depth: int = len(self.vit.blocks)
         self.num_heads: int = self.vit.blocks[0].attn.num_heads
         self.patch_size: int = cfg.patch_size
+        self.pos_interp: str = cfg.pos_interp
         self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))  # z[MASK], zero-init (SPEC §1)
 
     def grid(self, image_size: tuple[int, int] | int) -> tuple[int, int]:
@@ -59,9 +65,32 @@ class MaskedViT(nn.Module):
                 raise ValueError(f"mask shape {tuple(mask.shape)} does not match the {h}x{w} patch grid of a batch of {b}")
             m = mask.view(b, h, w, 1)
             tokens = torch.where(m, self.mask_token.to(tokens.dtype).view(1, 1, 1, d), tokens)
-        tokens = self.vit._pos_embed(tokens)
+        tokens = self._add_pos_embed(tokens)
         tokens = self.vit.patch_drop(tokens)
         return self.vit.norm_pre(tokens)
+
+    def pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
+        """Patch position embeddings for an (h, w) patch grid -> [1, h*w, D] (``pos_interp`` rule)."""
+        vit = self.vit
+        n_prefix = 0 if vit.no_embed_class else vit.num_prefix_tokens
+        return resample_patch_pos_embed(vit.pos_embed[:, n_prefix:], tuple(vit.patch_embed.grid_size), grid,
+                                        self.pos_interp)
+
+    def _add_pos_embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Patch tokens [B, h, w, D] -> [B, prefix + h*w, D] with prefix tokens and positions."""
+        vit = self.vit
+        if self.pos_interp == "timm" or vit.pos_embed is None:
+            return vit._pos_embed(tokens)
+        b, h, w, d = tokens.shape
+        prefix = [t.expand(b, -1, -1) for t in (vit.cls_token, vit.reg_token) if t is not None]
+        x = tokens.reshape(b, h * w, d)
+        patch_pos = self.pos_embed_for((h, w))
+        if vit.no_embed_class:  # positions only on patches, prefix tokens concatenated after
+            x = torch.cat(prefix + [x + patch_pos], dim=1)
+        else:
+            pos = torch.cat([vit.pos_embed[:, :vit.num_prefix_tokens], patch_pos], dim=1)
+            x = torch.cat(prefix + [x], dim=1) + pos
+        return vit.pos_drop(x)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
                 attn_layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:

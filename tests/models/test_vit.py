@@ -96,3 +96,62 @@ def test_student_has_drop_path_teacher_does_not(tiny_model_cfg):
     assert student.vit.blocks[-1].drop_path1.drop_prob == pytest.approx(0.1)
     assert student.vit.blocks[0].drop_path1.__class__.__name__ == "Identity"
     assert all(b.drop_path1.__class__.__name__ == "Identity" for b in teacher.vit.blocks)
+
+
+def _reference_rule(pos_embed: torch.Tensor, w0: int, h0: int) -> torch.Tensor:
+    """DINO/iBOT/AttMask ``interpolate_pos_encoding`` written out from its definition:
+    [1, 1 + N, D] stored (square grid) -> [1, 1 + w0*h0, D]."""
+    import math
+
+    import torch.nn.functional as F
+
+    n = pos_embed.shape[1] - 1
+    dim = pos_embed.shape[-1]
+    side = int(math.sqrt(n))
+    patch = pos_embed[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    patch = F.interpolate(patch, scale_factor=((w0 + 0.1) / math.sqrt(n), (h0 + 0.1) / math.sqrt(n)),
+                          mode="bicubic")
+    assert patch.shape[-2:] == (w0, h0)
+    return torch.cat([pos_embed[:, :1], patch.permute(0, 2, 3, 1).reshape(1, -1, dim)], dim=1)
+
+
+def test_local_crop_position_embeddings_follow_the_reference_rule():
+    from attmask_ray.config import ModelConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="vit_small_patch16_224", out_dim=64, patch_out_dim=64)
+    backbone = build_model(cfg, img_size=224, student=True).backbone
+    with torch.no_grad():
+        backbone.vit.pos_embed.normal_(std=0.02)  # timm's trunc-normal init, untruncated
+    stored = backbone.vit.pos_embed.detach()
+    ours = torch.cat([stored[:, :1], backbone.pos_embed_for((6, 6))], dim=1)
+    expected = _reference_rule(stored, 6, 6)
+    torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
+    # the 224 px grid is the stored one: unchanged
+    assert torch.equal(backbone.pos_embed_for((14, 14)), stored[:, 1:])
+    # timm's antialiased rule differs visibly on 6x6 (what the option keeps)
+    from timm.layers import resample_abs_pos_embed
+
+    timm_6 = resample_abs_pos_embed(stored, new_size=(6, 6), old_size=(14, 14), num_prefix_tokens=1)
+    assert (timm_6 - expected).norm() / expected.norm() > 0.1
+
+
+def test_student_forward_on_local_crops_uses_the_reference_positions(tiny_model_cfg):
+    import dataclasses
+
+    torch.manual_seed(0)
+    backbone = build_model(tiny_model_cfg, img_size=28, student=False).backbone.eval()
+    with torch.no_grad():
+        backbone.vit.pos_embed.normal_()
+    x = torch.randn(2, 3, 12, 12)  # 3x3 grid of a 7x7-stored backbone
+    tokens = backbone.embed(x)
+    patches = backbone.vit.patch_embed(x).reshape(2, 9, -1)
+    expected = _reference_rule(backbone.vit.pos_embed.detach(), 3, 3)
+    torch.testing.assert_close(tokens[:, 1:], patches + expected[:, 1:], atol=1e-6, rtol=0)
+    torch.testing.assert_close(tokens[:, 0], (backbone.vit.cls_token + expected[:, :1])[0].expand(2, -1))
+    # model.pos_interp="timm" reproduces timm's own dynamic_img_size forward
+    timm_cfg = dataclasses.replace(tiny_model_cfg, pos_interp="timm")
+    other = build_model(timm_cfg, img_size=28, student=False).backbone.eval()
+    other.load_state_dict(backbone.state_dict())
+    torch.testing.assert_close(other.vit.forward_features(x), other(x)[0])
+    assert not torch.allclose(other(x)[0], backbone(x)[0], atol=1e-3)
