@@ -1,6 +1,7 @@
 """Training progress for humans and dashboards.
 
-``ProgressExporter`` publishes step, images/s, loss, lr, masked ratio and k-NN as
+``ProgressExporter`` publishes step, images/s, loss, lr, masked ratio, k-NN and the
+collapse diagnostics (teacher entropy, KL, embedding std, ...) as
 ``ray.util.metrics`` gauges (tagged by trial), which the Ray dashboard's Metrics view
 shows once Prometheus/Grafana are set up (README, "Monitoring"). ``progress_line`` is the
 one-line rich summary printed per report in the driver's log.
@@ -18,6 +19,16 @@ GAUGES = {
     "masked_ratio": "fraction of global-view patches masked",
     "knn_top1": "online k-NN top-1 accuracy (%)",
     "data_wait_frac": "fraction of step time spent waiting for data",
+    # collapse / learning diagnostics (attmask_ray.diagnostics)
+    "teacher_entropy": "teacher [CLS] target entropy / ln K (1: uniform collapse, 0: one-hot collapse)",
+    "teacher_student_kl": "KL(teacher || student) of the [CLS] distributions (cross-view pairs)",
+    "teacher_patch_entropy": "teacher patch target entropy / ln K on masked tokens",
+    "teacher_student_patch_kl": "KL(teacher || student) of the patch distributions on masked tokens",
+    "teacher_embed_std": "per-dim std of the L2-normalised teacher [CLS] embeddings (collapse: 0)",
+    "embed_std_ratio": "teacher_embed_std * sqrt(d) (healthy ~ 1, collapse: 0)",
+    "val_mean_cosine": "mean pairwise cosine of the val k-NN features (collapse: 1)",
+    "fg_attention_share": "share of the teacher [CLS] attention on foreground val patches",
+    "fg_patch_frac": "fraction of val patches that are foreground (chance level of fg_attention_share)",
 }
 
 
@@ -50,12 +61,15 @@ _PROGRESS_FIELDS: tuple[tuple[str, Callable[[float], str]], ...] = (
     ("masked_ratio", lambda v: f"mask {v:.2f}"),
     ("images_per_s", lambda v: f"{v:.0f} img/s"),
     ("data_wait_frac", lambda v: f"data wait {v * 100:.1f}%"),
+    ("teacher_entropy", lambda v: f"H/lnK {v:.2f}"),
+    ("embed_std_ratio", lambda v: f"std√d {v:.2f}"),
     ("knn_top1", lambda v: f"[green]knn {v:.2f}[/]"),
 )
 
 
 def progress_line(trial: str, m: Mapping[str, float]) -> str:
-    """e.g. ``[trial a1b2] ep 3 step 120 | loss 6.812 | lr 2.1e-04 | mask 0.27 | 410 img/s | knn 71.3``."""
+    """e.g. ``[trial a1b2] ep 3 step 120 | loss 6.812 | lr 2.1e-04 | mask 0.27 | 410 img/s | H/lnK 0.83 |
+    std√d 0.91 | knn 71.3`` (H/lnK: teacher [CLS] entropy / ln K; std√d: embed_std_ratio)."""
     parts = [f"[bold cyan]{trial}[/] ep {int(m.get('epoch', 0))} step {int(m.get('step', 0))}"]
     parts += [fmt(m[key]) for key, fmt in _PROGRESS_FIELDS if key in m]
     return " | ".join(parts)

@@ -1,9 +1,11 @@
 """The experiment results table: ``<experiment>/results.parquet``.
 
-One row per (trial, evaluation). Columns:
-  trial_id (str), epoch (int), step (int), source ("online" k-NN during training, or the
+One row per (trial, evaluation) and per epoch end of training. Columns:
+  trial_id (str), epoch (int), step (int), source ("online" k-NN during training, "train"
+  for an epoch end without k-NN (loss and collapse diagnostics only), or the
   evaluation task name, e.g. "knn", "fewshot", "linear", "masked"), checkpoint (str path
-  or ""), metric columns (e.g. knn_top1, knn_top5, fewshot_nu5_mean, linear_top1, ...),
+  or ""), metric columns (e.g. knn_top1, knn_top5, fewshot_nu5_mean, linear_top1, the
+  diagnostics of attmask_ray.diagnostics.DIAGNOSTICS, ...),
   and the trial's resolved config as ``config/<dotted key>`` columns
   (e.g. ``config/mask.strategy``, ``config/seed``).
 Appends are atomic (write a temporary file, then rename): a crash never loses rows

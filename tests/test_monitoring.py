@@ -16,3 +16,13 @@ def test_progress_line_shows_present_metrics_in_order() -> None:
 def test_exporter_outside_a_ray_worker_never_raises() -> None:
     exporter = ProgressExporter("t1")
     exporter.update({"step": 1, "loss": float("nan"), "unknown": 3.0})
+
+
+def test_progress_line_and_gauges_show_the_collapse_diagnostics() -> None:
+    from attmask_ray.diagnostics import DIAGNOSTICS
+    from attmask_ray.monitoring import GAUGES
+
+    line = progress_line("t1", {"step": 7, "loss": 6.0, "teacher_entropy": 0.8312, "embed_std_ratio": 0.912,
+                                "teacher_student_kl": 0.3})
+    assert line == "[bold cyan]t1[/] ep 0 step 7 | loss 6.000 | H/lnK 0.83 | std√d 0.91"
+    assert set(DIAGNOSTICS) <= set(GAUGES)

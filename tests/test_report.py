@@ -113,3 +113,39 @@ def test_floor_rows_are_references_not_trials(strategies_dir):
     assert report.summary.rows.set_index("config/mask.strategy").loc["attmask_high", "seeds"] == 3
     md = report.markdown.read_text()
     assert "| raw_pixel | 80.00 | 98.00 |" in md and "| random_init | 50.00 | 90.00 |" in md
+
+
+def test_learning_health_section_from_diagnostic_rows(tmp_path):
+    """Per-epoch "train" rows carry the diagnostics; k-NN rows only every other epoch."""
+    rows = []
+    for strategy, entropy in (("block", [0.9, 0.8, 0.7, 0.6]), ("attmask_high", [0.99, 0.98, 0.97, 0.97])):
+        for seed in (0, 1):
+            cfg = config_columns(apply_overrides(BASE, {"mask.strategy": strategy, "seed": seed}))
+            for e, h in enumerate(entropy, start=1):
+                row = dict(trial_id=f"{strategy}_{seed}", epoch=float(e), step=10 * e, checkpoint="",
+                           teacher_entropy=h, embed_std_ratio=0.5 + seed / 10, teacher_embed_std=(0.5 + seed / 10) / 8,
+                           source="train", **cfg)
+                if e % 2 == 0:
+                    row.update(source="online", knn_top1=10.0 * e, val_mean_cosine=0.2)
+                rows.append(row)
+    append_results(tmp_path, rows)
+    report = make_report(tmp_path)
+    health = report.health
+    md = report.markdown.read_text()
+    assert "## Learning health" in md and "diagnostics_vs_epoch.png" in md
+    assert health.plot is not None and health.plot.path.exists() and health.plot.path.stat().st_size > 1000
+    assert health.plot.series == ["block (block_0)", "block (block_1)", "attmask_high (attmask_high_0)",
+                                  "attmask_high (attmask_high_1)"]  # one line per trial
+    assert "| block | (0.1, 0.5) | 2 | 0.6000 ± 0.0000 | " in md  # final teacher entropy, seeds merged
+    assert "0.5500 ± 0.0707" in md  # embed_std_ratio over the 2 seeds
+    assert any(f.startswith("attmask_high_0: teacher targets near uniform") for f in health.flags)
+    assert not any(f.startswith("block") for f in health.flags)
+    assert any("fg_attention_share not reported" in n for n in health.notes)
+    assert report.summary.rows.set_index("config/mask.strategy").loc["block", "knn_top1/mean"] == pytest.approx(40.0)
+
+
+def test_learning_health_without_diagnostic_columns_is_a_note(strategies_dir):
+    report = make_report(strategies_dir)
+    assert report.health.plot is None and not (strategies_dir / "report" / "diagnostics_vs_epoch.png").exists()
+    md = report.markdown.read_text()
+    assert "## Learning health" in md and "no collapse-diagnostic columns" in md

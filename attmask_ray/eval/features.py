@@ -57,8 +57,10 @@ def autocast_context(device: torch.device) -> contextlib.AbstractContextManager:
 
 @torch.no_grad()
 def backbone_features(backbone: MaskedViT, images: torch.Tensor, kinds: Sequence[str],
-                      with_attn: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-    """One no-grad forward. images: [B, 3, H, W] -> ({kind: [B, D_kind] float32}, attn [B, n] or None)."""
+                      with_attn: bool = False, attn_layer: int | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """One no-grad forward. images: [B, 3, H, W] -> ({kind: [B, D_kind] float32}, attn [B, n] or None).
+
+    ``attn`` is the [CLS] attention of block ``attn_layer`` (1-based; None = the last block)."""
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise EvalError(f"unknown feature kind(s) {unknown}; allowed: {', '.join(KINDS)}")
@@ -66,7 +68,7 @@ def backbone_features(backbone: MaskedViT, images: torch.Tensor, kinds: Sequence
     attn = None
     with autocast_context(images.device):
         if "cls" in kinds or "gap" in kinds or with_attn:
-            tokens, attn = backbone(images, attn_layer=backbone.depth if with_attn else None)
+            tokens, attn = backbone(images, attn_layer=(attn_layer or backbone.depth) if with_attn else None)
             if "cls" in kinds:
                 out["cls"] = tokens[:, 0].float()
             if "gap" in kinds:
@@ -80,11 +82,15 @@ def backbone_features(backbone: MaskedViT, images: torch.Tensor, kinds: Sequence
 def extract_features(backbone: MaskedViT, batches: Iterable[Sequence[torch.Tensor]],
                      kinds: Sequence[str] = ("cls",), device: str | torch.device = "cpu",
                      with_attn: bool = False, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                     name: str = "split") -> Features:
+                     name: str = "split", attn_layer: int | None = None,
+                     on_batch: Callable[[torch.Tensor, torch.Tensor | None], None] | None = None) -> Features:
     """Run ``backbone`` (eval mode, no grad, autocast on CUDA) over every batch.
 
     batches: iterable of ``(images [B, 3, H, W], labels [B], ...)``; extra items ignored.
     transform: optional ``images -> images`` applied on the device before the forward.
+    attn_layer: block of the returned [CLS] attention (1-based; None = last) when ``with_attn``.
+    on_batch: optional ``(images [B, 3, H, W], attn [B, n] or None) -> None`` called on the
+    device tensors of every batch (e.g. to accumulate statistics without keeping images).
     Returns :class:`Features` with ``feats[kind]`` [N, D_kind] float32 on the CPU.
     """
     device = torch.device(device)
@@ -97,7 +103,9 @@ def extract_features(backbone: MaskedViT, batches: Iterable[Sequence[torch.Tenso
         images = images.to(device, non_blocking=True).float()
         if transform is not None:
             images = transform(images)
-        out, attn = backbone_features(backbone, images, kinds, with_attn)
+        out, attn = backbone_features(backbone, images, kinds, with_attn, attn_layer)
+        if on_batch is not None:
+            on_batch(images, attn)
         for k in kinds:
             chunks[k].append(out[k].cpu())
         labels.append(torch.as_tensor(y).view(-1).long().cpu())

@@ -14,6 +14,8 @@ from attmask_ray.models.head import IBOTHead
 from attmask_ray.models.vit import MaskedViT
 
 PATCH_MODES = ("masked", "all", "none")
+TeacherOut = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]  # cls logits, patch logits, attention
+TeacherOutWithEmbed = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]  # + [CLS] embeddings
 
 
 class SSLModel(nn.Module):
@@ -55,13 +57,17 @@ class SSLModel(nn.Module):
 
     @torch.no_grad()
     def teacher_forward(self, global_crops: torch.Tensor, attn_layer: int | None,
-                        with_patches: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+                        with_patches: bool = True, with_embed: bool = False) -> TeacherOut | TeacherOutWithEmbed:
         """One teacher pass on the clean global views giving targets AND the attention map.
 
         global_crops: [G*B, 3, H, W] -> (cls logits [G*B, K], patch logits [G*B, n, K] or
-        None, [CLS] attention [G*B, n] from block ``attn_layer`` or None).
+        None, [CLS] attention [G*B, n] from block ``attn_layer`` or None). ``with_embed``
+        appends a 4th item, the backbone [CLS] embeddings [G*B, D] (after the final norm,
+        before the head; for diagnostics); the first three are the same either way.
         """
         tokens, attn = self.backbone(global_crops, attn_layer=attn_layer)
         cls_logits = self.head(tokens[:, 0])
         patch_logits = self.head.forward_patch(tokens[:, 1:]) if with_patches else None
+        if with_embed:
+            return cls_logits, patch_logits, attn, tokens[:, 0]
         return cls_logits, patch_logits, attn

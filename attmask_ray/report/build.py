@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from attmask_ray.report.health import Health, health_section
 from attmask_ray.report.plots import Plot, metric_vs_epoch, metric_vs_knob
 from attmask_ray.report.tables import (ReportError, Summary, knob_label, missing_notes, summarise,
                                        swept_knobs, table_metrics, to_markdown, trial_finals)
@@ -27,6 +28,7 @@ class Report:
     notes: list[str] = field(default_factory=list)  # missing metrics, skipped plots, ...
     n_trials: int = 0
     floors: list[tuple[str, float, float]] = field(default_factory=list)  # (name, k-NN top-1, top-5)
+    health: Health | None = None  # the "Learning health" section (collapse diagnostics)
 
 
 def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
@@ -68,7 +70,9 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
         for knob in knobs:
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", knob_label(knob))
             plots[knob] = metric_vs_knob(trials, knob, metric, out / f"{metric}_vs_{name}.png", knobs)
-    report = Report(out / REPORT_FILE, summary, plots, notes, n_trials=len(trials), floors=floor_rows(floors))
+    health = health_section(df, knobs, out)
+    report = Report(out / REPORT_FILE, summary, plots, notes, n_trials=len(trials), floors=floor_rows(floors),
+                    health=health)
     report.markdown.write_text(render_markdown(report, experiment_dir, metric, knobs))
     return report
 
@@ -109,4 +113,6 @@ def render_markdown(report: Report, experiment_dir: Path, metric: str, knobs: li
     if knob_plots:
         lines += [f"## {metric} vs swept knobs (paper Table 9 as curves)", ""]
         lines += [f"![{metric} vs {knob_label(k)}]({p.path.name})" for k, p in knob_plots] + [""]
+    if report.health is not None:
+        lines += report.health.lines
     return "\n".join(lines)

@@ -1,8 +1,10 @@
-"""Report plots: metric vs epoch per configuration (paper Fig. 4) and metric vs each swept knob
-(paper Table 9 as curves). Each function returns the PNG path and its series labels."""
+"""Report plots: metric vs epoch per configuration (paper Fig. 4), metric vs each swept knob
+(paper Table 9 as curves) and the collapse diagnostics vs epoch per trial. Each function
+returns the PNG path and its series labels."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,16 +95,59 @@ def metric_vs_knob(trials: pd.DataFrame, knob: str, metric: str, out: Path,
     return _save(fig, out, labels)
 
 
+def diagnostics_vs_epoch(df: pd.DataFrame, trials: pd.DataFrame, keys: list[str], metrics: list[str],
+                         out: Path, shown: list[str] | None = None) -> Plot:
+    """One subplot per diagnostic in ``metrics``, one line per trial (x = epoch).
+
+    df: the raw results rows; trials: one row per trial with the key columns (legend labels
+    from the ``shown`` keys, plus the trial id when several trials share a label).
+    """
+    shown = keys if shown is None else shown
+    order = sorted(trials.set_index("trial_id").iterrows(),
+                   key=lambda tr: (tuple(sort_key(k, tr[1][k]) for k in keys), str(tr[0])))
+    labels = {t: group_label(keys, tuple(r[k] for k in keys), shown) for t, r in order}  # configuration order
+    counts = pd.Series(list(labels.values())).value_counts()
+    labels = {t: (f"{lab} ({t})" if counts[lab] > 1 else lab) for t, lab in labels.items()}
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = {t: cycle[i % len(cycle)] for i, t in enumerate(labels)}  # one colour per trial in every subplot
+    ncols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), dpi=100, squeeze=False)
+    handles: dict[str, object] = {}  # legend label -> line
+    for ax, metric in zip(axes.flat, metrics):
+        rows = df[df[metric].notna()][["trial_id", "epoch", metric]]
+        curves = rows.groupby(["trial_id", "epoch"], as_index=False)[metric].last()
+        for trial, label in labels.items():
+            curve = curves[curves["trial_id"] == trial].sort_values("epoch")
+            if curve.empty:
+                continue
+            line, = ax.plot(curve["epoch"], curve[metric], marker="o", markersize=2, label=label,
+                            color=colours[trial])
+            handles.setdefault(label, line)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric, fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    series = [lab for lab in labels.values() if lab in handles]  # legend in trial order
+    fig.tight_layout()
+    if series:
+        fig.legend([handles[lab] for lab in series], series, fontsize=7, loc="upper center",
+                   ncol=min(3, len(series)), bbox_to_anchor=(0.5, 0.0))
+    return _save(fig, out, series, bbox_inches="tight")
+
+
 def _tuple(v) -> tuple:
     return v if isinstance(v, tuple) else (v,)
 
 
-def _save(fig, out: Path, labels: list[str]) -> Plot:
+def _save(fig, out: Path, labels: list[str], **savefig) -> Plot:
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out)
+    if not savefig:
+        fig.tight_layout()
+    fig.savefig(out, **savefig)
     plt.close(fig)
     return Plot(out, labels)
 
 
-__all__ = ["Plot", "metric_vs_epoch", "metric_vs_knob"]
+__all__ = ["Plot", "diagnostics_vs_epoch", "metric_vs_epoch", "metric_vs_knob"]

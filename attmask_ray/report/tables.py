@@ -58,7 +58,8 @@ def trial_finals(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """One row per trial: config columns + the final value of each metric present in df."""
     if "trial_id" not in df.columns:
         raise ReportError("results.parquet has no 'trial_id' column; is it an attmask_ray results table?")
-    order = df.assign(_eval=(df.get("source", pd.Series("", index=df.index)) != "online").astype(int))
+    source = df.get("source", pd.Series("", index=df.index))
+    order = df.assign(_eval=(~source.isin(("online", "train"))).astype(int))  # training-time rows first
     sort_by = [c for c in ("epoch", "step", "_eval") if c in order.columns]
     order = order.sort_values(sort_by, kind="stable")
     config = [c for c in df.columns if c.startswith(CONFIG_PREFIX)]

@@ -24,3 +24,8 @@ def print_report(report: Report, console: Console | None = None) -> None:
     console.print(f"report: {report.markdown}")
     for plot in report.plots.values():
         console.print(f"plot:   {plot.path}")
+    if report.health is not None:
+        for flag in report.health.flags:
+            console.print(f"[red]health:[/] {flag}")
+        if report.health.plot is not None:
+            console.print(f"plot:   {report.health.plot.path}")

@@ -4,8 +4,10 @@ Every rank builds its rank-sharded FFCV loader once, the training state (DDP stu
 world size > 1), resumes from ``ray.train.get_checkpoint()`` at the exact step, runs
 ``train_step``, and calls ``ray.train.report`` at the same points as every other rank
 (rank 0 attaches the checkpoint). Scalars are read from the device only every
-``scaling.log_every`` steps. A non-finite loss stops training cleanly: nothing is saved
-after it, earlier checkpoints stay, and the report carries ``stop_reason``.
+``scaling.log_every`` steps (and at epoch ends and checkpoints); only those steps of rank 0
+also compute the collapse diagnostics (attmask_ray.diagnostics), averaged per epoch.
+A non-finite loss stops training cleanly: nothing is saved after it, earlier checkpoints
+stay, and the report carries ``stop_reason``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import torch
 
 from attmask_ray.config import ExperimentConfig, from_dict
+from attmask_ray.diagnostics import TRAIN_DIAGNOSTICS, ForegroundShare, mean_pairwise_cosine
 from attmask_ray.monitoring import ProgressExporter
 from attmask_ray.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from attmask_ray.train.state import TrainingState, resolve_device
@@ -39,7 +42,13 @@ def _eval_loader(path: str, cfg: ExperimentConfig, device: torch.device) -> obje
 
 
 def online_knn(state: TrainingState, cfg: ExperimentConfig) -> dict[str, float]:
-    """k-NN of the teacher backbone: train split (or data.knn_train_path) vs data.val_path."""
+    """k-NN of the teacher backbone: train split (or data.knn_train_path) vs data.val_path.
+
+    Also reports ``val_mean_cosine`` (mean pairwise cosine of the val features) and, when
+    ``eval.foreground_threshold`` is set, ``fg_attention_share`` (mean per image share of the
+    teacher's block-``attn_layer`` [CLS] attention on foreground patches of the val centre
+    views) and ``fg_patch_frac`` (mean foreground patch fraction: the chance level).
+    """
     from attmask_ray.eval.features import extract_features
     from attmask_ray.eval.knn import knn_classify
 
@@ -48,32 +57,71 @@ def online_knn(state: TrainingState, cfg: ExperimentConfig) -> dict[str, float]:
     bank_path = cfg.data.knn_train_path or cfg.data.train_path
     train = extract_features(backbone, _eval_loader(bank_path, cfg, state.device), (kind,),
                              device=state.device, name="k-NN train")
+    fg = None
+    if cfg.eval.foreground_threshold is not None:
+        fg = ForegroundShare(cfg.data.mean, cfg.data.std, backbone.patch_size, cfg.eval.foreground_threshold)
     val = extract_features(backbone, _eval_loader(cfg.data.val_path, cfg, state.device), (kind,),
-                           device=state.device, name="k-NN val")
+                           device=state.device, name="k-NN val", with_attn=fg is not None,
+                           attn_layer=cfg.attn_layer, on_batch=fg)
     res = knn_classify(train[kind], train.labels, val[kind], val.labels, ks=cfg.eval.knn_k,
                        temperature=cfg.eval.knn_temperature, chunk=cfg.eval.knn_chunk)
     out = {f"knn_top1_k{k}": t1 for k, (t1, _) in res.items()} | {f"knn_top5_k{k}": t5 for k, (_, t5) in res.items()}
     headline = 20 if 20 in res else cfg.eval.knn_k[0]
     out["knn_top1"], out["knn_top5"] = res[headline]
+    out["val_mean_cosine"] = float(mean_pairwise_cosine(val[kind]))
+    if fg is not None:
+        out.update(fg.read())
     return out
 
 
 class _Window:
-    """Device-side sums of the step scalars between two host reads."""
+    """Device-side sums of the step scalars between two host reads.
+
+    Diagnostics (present only on the steps that asked for them) are averaged over the
+    steps that carry them."""
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
+        self.diag_sums: dict[str, torch.Tensor] = {}
+        self.diag_count = 0
 
     def add(self, out: dict[str, torch.Tensor]) -> None:
         for k in SCALARS:
             self.sums[k] = self.sums.get(k, 0) + out[k].float()
         self.count += 1
+        diag = [k for k in TRAIN_DIAGNOSTICS if k in out]
+        for k in diag:
+            self.diag_sums[k] = self.diag_sums.get(k, 0) + out[k].float()
+        self.diag_count += bool(diag)
 
     def read(self) -> dict[str, float]:
         vals = {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
-        self.sums, self.count = {}, 0
+        vals |= {k: float(v) / max(self.diag_count, 1) for k, v in self.diag_sums.items()}
+        self.sums, self.count, self.diag_sums, self.diag_count = {}, 0, {}, 0
         return vals
+
+
+class _EpochMean:
+    """Host-side running mean per key over the reads of one epoch."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, vals: dict[str, float]) -> None:
+        for k, v in vals.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        return {k: v / self.counts[k] for k, v in self.sums.items()}
+
+
+def _is_read_step(step: int, cfg: ExperimentConfig, steps_per_epoch: int) -> bool:
+    """Whether the scalars are read on the host after optimiser step ``step`` (1-based count)."""
+    return (step % cfg.scaling.log_every == 0 or step % steps_per_epoch == 0
+            or step % cfg.scaling.checkpoint_every == 0)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -130,15 +178,19 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         skip = state.step - epoch * spe  # resuming mid-epoch: same order, skip what was done
         loader.set_epoch(epoch)
         t_epoch, done, epoch_loss, n_logs = time.perf_counter(), 0, 0.0, 0
+        epoch_diag = _EpochMean()
         for i, (crops, _labels) in enumerate(loader):
             if i < skip:
                 continue
-            window.add(train_step(state, crops, rank))
+            # diagnostics only on rank 0 (which reports) and the steps whose scalars are read on the host
+            diagnose = rank == 0 and _is_read_step(state.step + 1, cfg, spe)
+            window.add(train_step(state, crops, rank, diagnostics=diagnose))
             done += 1
             last_of_epoch = state.step % spe == 0
-            if state.step % cfg.scaling.log_every == 0 or last_of_epoch or state.step % cfg.scaling.checkpoint_every == 0:
+            if _is_read_step(state.step, cfg, spe):
                 vals = window.read()
-                if not all(torch.isfinite(torch.tensor(v)) for v in vals.values()):
+                epoch_diag.add({k: v for k, v in vals.items() if k in TRAIN_DIAGNOSTICS})
+                if not all(torch.isfinite(torch.tensor(vals[k])) for k in SCALARS):
                     report({"stop_reason": f"non-finite loss at step {state.step} (loss={vals['loss']}): "
                                            "lower optim.lr or check the data; earlier checkpoints are kept",
                             **{k: v for k, v in vals.items()}}, with_checkpoint=False)
@@ -155,6 +207,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "masked_ratio": vals["masked_ratio"], "lr": state.optimizer.param_groups[0]["lr"],
             "images_per_s": done * images_per_step / max(elapsed, 1e-9),
             "data_wait_frac": loader.wait_time / max(elapsed, 1e-9),
+            **epoch_diag.means(),  # collapse diagnostics: mean over the read steps of the epoch
         }
         finished_epochs = state.step // spe
         if finished_epochs % cfg.eval.eval_every == 0 or state.step >= state.schedules.total_steps:

@@ -17,8 +17,10 @@ from typing import Callable
 
 import torch
 
+from attmask_ray.diagnostics import step_diagnostics
 from attmask_ray.masking import generate_masks, mask_ratio
 from attmask_ray.optim import apply_schedule, cancel_last_layer_grads, clip_gradients, ema_update, unwrap
+from attmask_ray.schedules import StepValues
 from attmask_ray.train.state import TrainingState, autocast_dtype
 
 ATTENTION_STRATEGIES = ("attmask_high", "attmask_low", "attmask_hint")
@@ -36,7 +38,8 @@ def mask_generator(seed: int, rank: int, step: int) -> torch.Generator:
 
 
 def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
-               patch_mode: str = "masked", mark: Callable[[str], None] | None = None) -> dict[str, torch.Tensor]:
+               patch_mode: str = "masked", mark: Callable[[str], None] | None = None,
+               diagnostics: bool = False) -> dict[str, torch.Tensor]:
     """One AttMask/iBOT step on ``crops`` = [g1, g2, l1..lm] ([B,3,G,G] x2, [B,3,L,L] x m).
 
     ``patch_mode`` "masked" runs the student patch head on masked tokens only (same maths
@@ -44,7 +47,10 @@ def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
     ``mark(name)``, when given, is called at the end of each phase ("teacher", "masks",
     "student", "loss", "backward", "optimizer") for profiling (it may synchronise).
     Returns detached scalar tensors: loss, cls, mim, masked_ratio, lr, wd, momentum,
-    teacher_temp. Advances ``state.step``.
+    teacher_temp. ``diagnostics=True`` adds the collapse diagnostics of
+    :func:`attmask_ray.diagnostics.step_diagnostics` (no_grad, from this step's tensors,
+    with the pre-update centres; the loss, gradients and updates are unchanged).
+    Advances ``state.step``.
     """
     mark = mark or _no_mark
     cfg, step = state.cfg, state.step
@@ -60,8 +66,9 @@ def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
     needs_attention = mk.strategy in ATTENTION_STRATEGIES
 
     with autocast:
-        t_cls, t_patch, attn = state.teacher.teacher_forward(
-            globals_, cfg.attn_layer if needs_attention else None, with_patches=ibot)
+        t_out = state.teacher.teacher_forward(
+            globals_, cfg.attn_layer if needs_attention else None, with_patches=ibot, with_embed=diagnostics)
+        t_cls, t_patch, attn = t_out[:3]
         mark("teacher")
         grid = unwrap(state.student).backbone.grid(tuple(globals_.shape[-2:]))
         masks = generate_masks(
@@ -71,6 +78,7 @@ def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
         mark("masks")
         s_cls, s_patch = state.student(globals_, masks, locals_, patch_mode=patch_mode if ibot else "none")
         mark("student")
+        diag = _diagnostics(state, t_out, s_cls, s_patch, masks, values) if diagnostics else {}
         if ibot:
             out = state.loss(s_cls, s_patch, t_cls, t_patch, masks, values.teacher_temp, values.teacher_patch_temp)
         else:
@@ -92,4 +100,17 @@ def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
         "masked_ratio": mask_ratio(masks),
         "lr": torch.tensor(values.lr), "wd": torch.tensor(values.wd),
         "momentum": torch.tensor(values.momentum), "teacher_temp": torch.tensor(values.teacher_temp),
+        **diag,
     }
+
+
+def _diagnostics(state: TrainingState, t_out: tuple, s_cls: torch.Tensor, s_patch: torch.Tensor | None,
+                 masks: torch.Tensor, values: StepValues) -> dict[str, torch.Tensor]:
+    """Step diagnostics, called before the loss so the centres are the ones the loss uses."""
+    loss = state.loss
+    patch_center = getattr(loss, "center_patch", None)
+    return step_diagnostics(
+        t_out[0], s_cls.detach(), loss.center.center, values.teacher_temp, loss.student_temp, t_out[3],
+        n_global=loss.n_global, t_patch=t_out[1], s_patch=None if s_patch is None else s_patch.detach(),
+        masks=masks, patch_center=None if patch_center is None else patch_center.center,
+        patch_temp=values.teacher_patch_temp)

@@ -31,13 +31,17 @@ def _trainer(cfg, storage, name, workers, max_failures=0):
 
 @pytest.mark.timeout(420)
 def test_two_worker_cpu_torchtrainer_runs_and_checkpoints(ray_cluster, embedded_root, tmp_path):
-    cfg = tiny_experiment(embedded_root, **{"optim.epochs": 1})
+    cfg = tiny_experiment(embedded_root, **{"optim.epochs": 1, "eval.foreground_threshold": 0.2})
     result = _trainer(cfg, tmp_path, "ddp", workers=2).fit()
     assert result.error is None
     m = result.metrics
     steps = 300 // 32  # 300 images, global batch 32 split over 2 ranks, drop_last
     assert m["step"] == steps and m["epoch"] == 1.0
     assert 0 <= m["knn_top1"] <= 100 and m["images_per_s"] > 0 and 0 <= m["data_wait_frac"] < 1
+    # collapse diagnostics: epoch means of the read steps, plus the k-NN-time ones
+    assert 0 <= m["teacher_entropy"] <= 1 and m["teacher_student_kl"] >= 0 and 0 <= m["teacher_patch_entropy"] <= 1
+    assert m["embed_std_ratio"] > 0 and -1 <= m["val_mean_cosine"] <= 1
+    assert 0 <= m["fg_attention_share"] <= 1 and 0 < m["fg_patch_frac"] < 1  # Fashion-MNIST: object on black
     ckpt = load_checkpoint(result.checkpoint.path)
     assert ckpt.step == steps
     assert ckpt.payload["git_sha"]
@@ -117,3 +121,21 @@ def test_non_finite_loss_stops_cleanly_and_keeps_earlier_checkpoints(embedded_ro
     assert "non-finite loss at step 6" in result.metrics["stop_reason"]
     assert saved == [2, 4], "checkpoints before the NaN are written, none after it"
     assert load_checkpoint(tmp_path / "kept" / "step_4").step == 4
+
+
+def test_window_averages_diagnostics_over_the_steps_that_carry_them():
+    from attmask_ray.train.loop import _EpochMean, _Window
+
+    window = _Window()
+    base = {"loss": torch.tensor(2.0), "cls": torch.tensor(1.0), "mim": torch.tensor(1.0), "masked_ratio": torch.tensor(0.3)}
+    window.add(base)
+    window.add({**base, "loss": torch.tensor(4.0), "teacher_entropy": torch.tensor(0.5)})
+    vals = window.read()
+    assert vals["loss"] == 3.0 and vals["teacher_entropy"] == 0.5
+    window.add(base)
+    assert "teacher_entropy" not in window.read()
+    epoch = _EpochMean()
+    epoch.add({"teacher_entropy": 0.5})
+    epoch.add({"teacher_entropy": 0.7})
+    epoch.add({})
+    assert epoch.means() == {"teacher_entropy": 0.6}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -170,3 +171,44 @@ def test_compiled_model_trains_like_the_eager_one():
         a, b = train_step(eager, crops), train_step(compiled, crops)
         for key in ("loss", "cls", "mim"):
             torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=f"step {step} {key}")
+
+
+@pytest.mark.parametrize("variant", ["ibot", "dino"])
+def test_diagnostics_are_in_range_and_change_nothing(variant):
+    cfg = _cfg(mask=dict(strategy="attmask_high", pred_ratio=(0.2, 0.4), masking_prob=0.5), loss=dict(variant=variant))
+    plain = TrainingState.build(cfg, steps_per_epoch=100)
+    diag = copy.deepcopy(plain)
+    for step in range(2):
+        crops = _crops(step)
+        torch.manual_seed(step)  # drop path draws
+        a = train_step(plain, crops)
+        torch.manual_seed(step)
+        b = train_step(diag, crops, diagnostics=True)
+        for key, value in a.items():
+            assert torch.equal(value, b[key]), key
+    for name, p in unwrap(plain.student).named_parameters():
+        assert torch.equal(p, dict(unwrap(diag.student).named_parameters())[name]), name
+    for name, p in plain.teacher.named_parameters():
+        assert torch.equal(p, dict(diag.teacher.named_parameters())[name]), name
+    assert torch.equal(plain.loss.center.center, diag.loss.center.center)
+    extra = {k: v.item() for k, v in b.items() if k not in a}
+    patch = {"teacher_patch_entropy", "teacher_student_patch_kl"} if variant == "ibot" else set()
+    assert set(extra) == {"teacher_entropy", "teacher_student_kl", "teacher_embed_std", "embed_std_ratio"} | patch
+    assert all(math.isfinite(v) for v in extra.values()), extra
+    assert 0.0 <= extra["teacher_entropy"] <= 1.0 and extra["teacher_student_kl"] >= -1e-6
+    assert 0.0 < extra["teacher_embed_std"] <= 1.0
+    assert extra["embed_std_ratio"] == pytest.approx(extra["teacher_embed_std"] * math.sqrt(TINY_MODEL["embed_dim"]))
+    if variant == "ibot":
+        assert 0.0 <= extra["teacher_patch_entropy"] <= 1.0 and extra["teacher_student_patch_kl"] >= -1e-6
+        torch.testing.assert_close(plain.loss.center_patch.center, diag.loss.center_patch.center, rtol=0, atol=0)
+
+
+def test_teacher_forward_with_embed_keeps_the_other_outputs():
+    state = TrainingState.build(_cfg(), steps_per_epoch=100)
+    x = torch.cat(_crops()[:2])
+    plain = state.teacher.teacher_forward(x, 2)
+    with_embed = state.teacher.teacher_forward(x, 2, with_embed=True)
+    assert len(plain) == 3 and len(with_embed) == 4
+    for u, v in zip(plain, with_embed):
+        assert torch.equal(u, v)
+    assert torch.equal(with_embed[3], state.teacher.backbone(x)[0][:, 0])
