@@ -33,6 +33,13 @@ def _unit_range(name: str, pair: tuple[float, float]) -> None:
     _check(0.0 <= a <= b <= 1.0, f"{name} must satisfy 0 <= a <= b <= 1, got {pair!r}")
 
 
+def _is_timm_model(name: str) -> bool:
+    """True when timm knows the architecture name (imported lazily: configs stay cheap to build)."""
+    import timm
+
+    return bool(timm.is_model(name))
+
+
 _DEPTH_BY_SIZE = {"tiny": 12, "small": 12, "base": 12, "medium": 12, "large": 24, "huge": 32, "giant": 40}
 
 
@@ -55,6 +62,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check(self.patch_size > 0, f"model.patch_size must be > 0, got {self.patch_size}")
+        for name in ("depth", "embed_dim", "num_heads"):
+            value = getattr(self, name)
+            _check(value is None or value > 0, f"model.{name} must be > 0 (or None for the arch's own), got {value}")
+        _check(_is_timm_model(self.arch), f"model.arch {self.arch!r} is not a timm model; pick a ViT name from "
+                                          "timm.list_models('vit_*'), e.g. 'vit_small_patch16_224'")
         _check(0.0 <= self.drop_path_rate < 1.0, f"model.drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
         for name in ("out_dim", "patch_out_dim", "head_hidden_dim", "head_bottleneck_dim"):
             _check(getattr(self, name) > 0, f"model.{name} must be > 0, got {getattr(self, name)}")
@@ -165,6 +177,7 @@ class DataConfig:
     color_jitter_prob: float = 0.8
     grayscale_prob: float = 0.2
     blur_prob: tuple[float, float, float] = (1.0, 0.1, 0.5)  # global 1, global 2, local
+    blur_sigma: tuple[float, float] = (0.1, 2.0)  # Gaussian blur sigma ~ U(a, b) in pixels (SPEC §5, sized for 224 px crops)
     solarize_prob: float = 0.2  # global 2 only
     num_workers: int = 2  # FFCV decode threads per Ray Train worker
     seed: int = 0  # shuffling seed (reshuffled per epoch from seed + epoch)
@@ -179,6 +192,7 @@ class DataConfig:
         _check(self.eval_resize >= self.global_crop_size, f"data.eval_resize ({self.eval_resize}) must be >= global_crop_size ({self.global_crop_size})")
         for name in ("color_jitter_prob", "grayscale_prob", "solarize_prob"):
             _check(0.0 <= getattr(self, name) <= 1.0, f"data.{name} must be in [0, 1], got {getattr(self, name)}")
+        _check(0.0 < self.blur_sigma[0] <= self.blur_sigma[1], f"data.blur_sigma must satisfy 0 < a <= b, got {self.blur_sigma}")
         _check(len(self.blur_prob) == 3 and all(0 <= p <= 1 for p in self.blur_prob), f"data.blur_prob must be 3 probabilities, got {self.blur_prob}")
         _check(len(self.mean) == 3 and len(self.std) == 3 and all(s > 0 for s in self.std), "data.mean/std must be 3 values each, std > 0")
         _check(self.num_workers >= 1, f"data.num_workers must be >= 1, got {self.num_workers}")
@@ -201,8 +215,11 @@ class EvalConfig:
     batch_size: int = 256  # feature-extraction batch
     num_cpus: float = 1.0  # Ray resources per evaluation task
     num_gpus: float = 0.0
+    foreground_threshold: float | None = None  # de-normalised intensity above which a pixel is foreground (grayscale data): fg_attention_share at the online k-NN; None = off
 
     def __post_init__(self) -> None:
+        _check(self.foreground_threshold is None or 0.0 < self.foreground_threshold < 1.0,
+               f"eval.foreground_threshold must be in (0, 1) or None, got {self.foreground_threshold}")
         _check(self.eval_every >= 1, f"eval.eval_every must be >= 1, got {self.eval_every}")
         _check(len(self.knn_k) > 0 and all(k >= 1 for k in self.knn_k), f"eval.knn_k must be positive ints, got {self.knn_k}")
         _check(self.knn_temperature > 0, "eval.knn_temperature must be > 0")
@@ -210,6 +227,7 @@ class EvalConfig:
         _check(all(n >= 1 for n in self.fewshot_nu) and self.fewshot_tries >= 1, "eval.fewshot_nu and fewshot_tries must be >= 1")
         _check(all(0.0 <= r < 1.0 for r in self.masked_ratios), f"eval.masked_ratios must be in [0, 1), got {self.masked_ratios}")
         _check(self.batch_size >= 1 and self.knn_chunk >= 1 and self.linear_batch_size >= 1, "eval batch sizes must be >= 1")
+        _check(self.linear_epochs >= 1, f"eval.linear_epochs must be >= 1, got {self.linear_epochs}")
         _check(self.linear_mode in ("fast", "full"), f"eval.linear_mode must be 'fast' or 'full', got {self.linear_mode!r}")
         _check(self.num_cpus >= 0 and self.num_gpus >= 0, "eval.num_cpus/num_gpus must be >= 0")
 

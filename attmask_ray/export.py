@@ -28,6 +28,10 @@ from attmask_ray.config import ExperimentConfig
 from attmask_ray.train.checkpoint import CheckpointError, load_checkpoint
 
 
+class ExportError(ValueError):
+    """The output path cannot hold the export; the message names the fix."""
+
+
 def timm_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
     """The ``timm.create_model`` kwargs that rebuild our backbone exactly (no classifier)."""
     m = cfg.model
@@ -41,9 +45,14 @@ def timm_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def export_backbone(checkpoint: str | Path, out: str | Path, which: str = "teacher") -> tuple[Path, Path, dict[str, Any]]:
     """Write ``out`` (timm state dict) and ``out`` with suffix .json; returns (pth, json, spec)."""
+    out = Path(out)
+    if out.suffix == ".json":
+        raise ExportError(f"output {out} ends in .json, where the timm kwargs go; name the weights file e.g. "
+                          f"{out.with_suffix('.pth')}")
+    if out.is_dir():
+        raise ExportError(f"output {out} is a directory; give a file name, e.g. {out / 'backbone.pth'}")
     ckpt = load_checkpoint(checkpoint)
     backbone = ckpt.backbone(which, "cpu")
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().clone() for k, v in backbone.vit.state_dict().items()}
     torch.save(state, out)
@@ -62,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         pth, meta, spec = export_backbone(args.checkpoint, args.out, "student" if args.student else "teacher")
-    except CheckpointError as exc:
+    except (CheckpointError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     kwargs = ", ".join(f"{k}={v!r}" for k, v in spec["kwargs"].items())

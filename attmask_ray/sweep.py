@@ -72,7 +72,8 @@ def print_dry_run(sweep: Sweep, num_samples: int) -> None:
     console.print(space)
     s = sweep.spec
     console.print(f"metric={s.metric} mode={s.mode} samples={num_samples} sampler={s.sampler} "
-                  f"scheduler={s.scheduler} max_concurrent={s.max_concurrent} eval_tasks={list(s.eval_tasks)}")
+                  f"scheduler={s.scheduler} max_concurrent={s.max_concurrent} eval_tasks={list(s.eval_tasks)}"
+                  + (f" objective=mean over {s.objective_over}" if s.objective_over else ""))
 
 
 def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str, num_samples: int, conc: int) -> Any:
@@ -85,7 +86,8 @@ def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str,
     spec = sweep.spec
     trainable = tune.with_resources(
         tune.with_parameters(attmask_trial, base=base_dict(sweep), storage=f"{storage}/{name}",
-                             eval_tasks=list(spec.eval_tasks)),
+                             eval_tasks=list(spec.eval_tasks),
+                             objective_over={k: list(v) for k, v in spec.objective_over.items()}),
         {"CPU": 1})
     run_config = tune.RunConfig(name=name, storage_path=storage, callbacks=[ProgressCallback()], verbose=0,
                                 stop={"time_total_s": args.trial_timeout} if args.trial_timeout else None)
@@ -107,7 +109,9 @@ def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str,
     if spec.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
+        # stop_last_trials=False: a trial at max_t finishes by itself, so its final evaluation still runs
         scheduler = ASHAScheduler(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=sweep.config.optim.epochs,
+                                  stop_last_trials=False,
                                   grace_period=spec.grace_period, reduction_factor=spec.reduction_factor)
     tune_config = tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
                                   max_concurrent_trials=None if searcher else conc,
@@ -116,10 +120,12 @@ def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str,
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
-def attmask_trial(params: dict[str, Any], base: dict[str, Any], storage: str, eval_tasks: list[str]) -> None:
+def attmask_trial(params: dict[str, Any], base: dict[str, Any], storage: str, eval_tasks: list[str],
+                  objective_over: dict[str, list[Any]] | None = None) -> None:
     from attmask_ray.train.trial import run_trial
 
-    run_trial({**params, "_base": base, "_storage": storage, "_eval_tasks": eval_tasks})
+    run_trial({**params, "_base": base, "_storage": storage, "_eval_tasks": eval_tasks,
+               "_objective_over": objective_over or {}})
 
 
 def best_table(results: Any, sweep: Sweep) -> Table:
@@ -145,10 +151,13 @@ def best_table(results: Any, sweep: Sweep) -> Table:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        for flag, value in (("--num-samples", args.num_samples), ("--num-cpus", args.num_cpus)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{flag} must be >= 1, got {value}")
         sweep = load_sweep(args.target)
         spec = sweep.spec
         # a grid runs every point at least once
-        num_samples = args.num_samples or (max(spec.num_samples, spec.grid_size) if spec.sampler == "grid"
+        num_samples = args.num_samples if args.num_samples is not None else (max(spec.num_samples, spec.grid_size) if spec.sampler == "grid"
                                            else spec.num_samples)
         need = TrialNeed.of(sweep.config)
         if args.dry_run:
@@ -161,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.address is None:
             check_local(sweep.config)
-            cpus = args.num_cpus or local_cluster_cpus(need, spec.max_concurrent)
+            cpus = args.num_cpus if args.num_cpus is not None else local_cluster_cpus(need, spec.max_concurrent)
             concurrency(need, cpus, local_gpu_count(), spec.max_concurrent)  # refuses a trial that can never fit
         check_data(sweep)
     except (ConfigError, FileNotFoundError) as exc:
@@ -182,10 +191,19 @@ def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: in
     started_here = False
     if not ray.is_initialized():
         if args.address:
-            ray.init(address=args.address)
+            try:
+                ray.init(address=args.address)
+            except Exception as exc:  # noqa: BLE001 - any connection failure is one line for the user
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                console.print(f"[bold red]error:[/] cannot connect to the Ray cluster at {args.address!r}: {first}; "
+                              "check the address (ray status on the head) or drop --address to run locally",
+                              soft_wrap=True)
+                return 2
         else:
-            cpus = args.num_cpus or local_cluster_cpus(need, sweep.spec.max_concurrent)
-            ray.init(num_cpus=cpus, include_dashboard=not args.no_dashboard,
+            # address="local": always a new cluster of our own, never one recorded in
+            # /tmp/ray/ray_current_cluster or named by RAY_ADDRESS (those take no num_cpus)
+            cpus = args.num_cpus if args.num_cpus is not None else local_cluster_cpus(need, sweep.spec.max_concurrent)
+            ray.init(address="local", num_cpus=cpus, include_dashboard=not args.no_dashboard,
                      runtime_env={"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}})
             started_here = True
     try:

@@ -4,7 +4,8 @@ A sweep module exports ``get_config(arg: str = "") -> ExperimentConfig``,
 ``search_space(trial) -> dict | None`` (Optuna define-by-run; parameter names are dotted
 config keys such as ``mask.strategy`` or ``seed``) and ``TUNE = TuneSpec(...)``.
 Importing it must run nothing. ``SWEEP.py[:preset,key=value,...]``: parts without '='
-are passed to ``get_config``; ``key=value`` parts override the base config.
+are passed to ``get_config`` and must be listed in the module's ``PRESETS`` tuple (a module
+without one takes none); ``key=value`` parts override the base config.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def load_sweep(target: str) -> Sweep:
     presets = [p for p in parts if "=" not in p]
     overrides = parse_overrides(",".join(p for p in parts if "=" in p))
     preset = ",".join(presets)
+    allowed = tuple(getattr(module, "PRESETS", ()))
+    unknown = [p for p in presets if p not in allowed]
+    if unknown:
+        offer = f"its presets: {', '.join(allowed)}" if allowed else "it declares no PRESETS"
+        raise ConfigError(f"{path}: unknown preset {unknown[0]!r} ({offer}); overrides need key=value")
     cfg = module.get_config(preset)
     if not isinstance(cfg, ExperimentConfig):
         raise ConfigError(f"{path}: get_config() must return an ExperimentConfig, got {type(cfg).__name__}")
@@ -137,9 +143,17 @@ def validate_space(sweep: Sweep) -> None:
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConfigError(f"{sweep.path}: search space knob {key!r} is not a config key{hint}")
         try:
-            apply_overrides(sweep.config, knob_values(point))
+            cfg = apply_overrides(sweep.config, knob_values(point))
         except ConfigError as exc:
             raise ConfigError(f"{sweep.path}: search point {point} is invalid: {exc}") from None
+        for knob, values in sweep.spec.objective_over.items():
+            if knob in point:
+                raise ConfigError(f"{sweep.path}: {knob!r} is both searched and in TuneSpec.objective_over; keep one")
+            for value in values:
+                try:
+                    apply_overrides(cfg, knob_values({knob: value}))
+                except ConfigError as exc:
+                    raise ConfigError(f"{sweep.path}: TuneSpec.objective_over {knob}={value!r} is invalid: {exc}") from None
 
 
 def describe_space(sweep: Sweep) -> dict[str, str]:

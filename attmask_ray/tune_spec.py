@@ -21,6 +21,7 @@ class TuneSpec:
     reduction_factor: int = 3  # ASHA
     seed: int = 0  # Optuna sampler seed
     eval_tasks: tuple[str, ...] = ()  # evaluations run on each trial's final checkpoint, e.g. ("knn", "fewshot")
+    objective_over: dict[str, list[Any]] = field(default_factory=dict)  # {knob: [values]}: each trial trains once per value; the metric is their mean (train/objective.py)
 
     def __post_init__(self) -> None:
         _check(self.mode in ("max", "min"), f"TuneSpec.mode must be 'max' or 'min', got {self.mode!r}")
@@ -30,6 +31,10 @@ class TuneSpec:
         _check(self.sampler != "grid" or bool(self.grid), "TuneSpec.sampler='grid' needs a non-empty grid={knob: [values]}")
         _check(self.scheduler in (None, "asha"), f"TuneSpec.scheduler must be None or 'asha', got {self.scheduler!r}")
         _check(self.grace_period >= 1 and self.reduction_factor >= 2, "TuneSpec.grace_period >= 1 and reduction_factor >= 2")
+        _check(len(self.objective_over) <= 1 and all(len(v) >= 2 for v in self.objective_over.values()),
+               f"TuneSpec.objective_over takes one knob with >= 2 values, got {self.objective_over!r}")
+        _check(not self.objective_over or self.metric.startswith("knn_"),
+               f"TuneSpec.objective_over averages the k-NN metrics; metric must start with 'knn_', got {self.metric!r}")
 
     @property
     def grid_size(self) -> int:

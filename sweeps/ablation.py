@@ -16,6 +16,7 @@ from attmask_ray.config import ExperimentConfig, apply_overrides
 from attmask_ray.presets import embedded
 from attmask_ray.tune_spec import TuneSpec
 
+PRESETS = ("embedded",)  # python -m attmask_ray.sweep sweeps/ablation.py:embedded
 _EMBEDDED = False
 
 

@@ -49,3 +49,18 @@ def test_rewriting_keeps_rows_from_other_writers(tmp_path):
     table = pd.read_parquet(tmp_path / "results.parquet")
     assert len(table) == len(rows) + 1
     assert (table["trial_id"] == "manual").sum() == 1
+
+
+def test_epoch_reports_with_diagnostics_become_train_rows():
+    history = pd.DataFrame([
+        {"step": 10, "epoch": 0.5, "loss": 7.0},  # mid-epoch checkpoint report: no row
+        {"step": 20, "epoch": 1.0, "loss": 6.5, "teacher_entropy": 0.8, "embed_std_ratio": 0.9, "images_per_s": 5.0},
+        {"step": 40, "epoch": 2.0, "loss": 6.0, "teacher_entropy": 0.7, "embed_std_ratio": 0.8,
+         "knn_top1": 45.0, "val_mean_cosine": 0.3, "fg_attention_share": 0.6, "fg_patch_frac": 0.4},
+    ])
+    rows = result_rows([FakeResult({"mask.strategy": "block"}, "/exp/t", None, history)], to_dict(ExperimentConfig()))
+    assert [(r["source"], r["epoch"]) for r in rows] == [("train", 1.0), ("online", 2.0)]
+    assert rows[0]["teacher_entropy"] == 0.8 and rows[0]["embed_std_ratio"] == 0.9
+    assert pd.isna(rows[0].get("knn_top1", float("nan")))
+    assert "images_per_s" not in rows[0]
+    assert rows[1]["val_mean_cosine"] == 0.3 and rows[1]["fg_attention_share"] == 0.6 and rows[1]["knn_top1"] == 45.0

@@ -4,7 +4,7 @@ Each view kind draws its own parameters for every sample of the batch
 (:func:`sample_params`), then :func:`apply` runs them as a few batched tensor ops, so on
 a GPU the augmentation work is done by the GPU. Order (DINO/iBOT): flip, colour jitter
 (p 0.8; brightness, contrast, saturation, hue in one random order per batch), grayscale
-(p 0.2), Gaussian blur (sigma ~ U(0.1, 2.0), kernel ~10% of the crop side, odd, >= 3),
+(p 0.2), Gaussian blur (sigma ~ U(data.blur_sigma), default U(0.1, 2.0) pixels, kernel ~10% of the crop side, odd, >= 3),
 solarize (threshold 0.5), normalise. All probabilities come from :class:`DataConfig`.
 """
 
@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 from attmask_ray.config import DataConfig
 
-SIGMA = (0.1, 2.0)  # Gaussian blur sigma range (SPEC §5)
 _GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 
 
@@ -72,7 +71,7 @@ def sample_params(batch: int, cfg: DataConfig, probs: ViewProbs, generator: torc
         brightness=u(max(0.0, 1 - b), 1 + b), contrast=u(max(0.0, 1 - c), 1 + c),
         saturation=u(max(0.0, 1 - s), 1 + s), hue=u(-h, h),
         jitter_order=tuple(torch.randperm(4, generator=order_generator).tolist()),
-        gray=coin(cfg.grayscale_prob), blur=coin(probs.blur), sigma=u(*SIGMA), solarize=coin(probs.solarize))
+        gray=coin(cfg.grayscale_prob), blur=coin(probs.blur), sigma=u(*cfg.blur_sigma), solarize=coin(probs.solarize))
 
 
 def _col(mask: torch.Tensor) -> torch.Tensor:

@@ -229,7 +229,8 @@ def _run_with_ray(spec: EvalSpec, names: Sequence[str], train_kinds: Sequence[st
 
     started = False
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        # no address: a local cluster of our own ("local"), never a recorded or running one by accident
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
         started = True
     try:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy

@@ -39,31 +39,82 @@ def knob_values(sampled: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_trial(params: dict[str, Any]) -> None:
-    """Tune trainable. ``params`` = sampled knobs + "_base" (nested config), "_storage", "_eval_tasks"."""
+    """Tune trainable. ``params`` = sampled knobs + "_base" (nested config), "_storage", "_eval_tasks",
+    and optionally "_objective_over" ({knob: [values]}: one training run per value, see
+    :mod:`attmask_ray.train.objective`)."""
+    import ray
     import ray.tune
+
+    sampled = {k: v for k, v in params.items() if not k.startswith("_")}
+    cfg = trial_config(params["_base"], sampled)
+    trial_name = ray.tune.get_context().get_trial_name()
+    members = objective_members(params.get("_objective_over") or {})
+    if not members:
+        result = _fit(cfg, f"{trial_name}_train", trial_name, params["_storage"], None)
+        _finish(cfg, result, trial_name, params)
+        return
+    from attmask_ray.train.objective import ObjectiveHistory
+
+    history = ObjectiveHistory.options(num_cpus=0).remote()
+    labels = [label for label, _ in members]
+    for label, overrides in members:
+        member_cfg = apply_overrides(cfg, overrides)
+        result = _fit(member_cfg, f"{trial_name}_train_{label}", f"{trial_name}/{label}", params["_storage"],
+                      (history, label, labels, next(iter(params["_objective_over"]))))
+        last = label == labels[-1]
+        _finish(member_cfg, result, trial_name, params, member=label,
+                objective=ray.get(history.last_mean.remote()) if last else None)
+
+
+def objective_members(over: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """{knob: [v1, v2]} -> [(label, {knob: v1}), ...]: the runs whose mean is the trial's metric."""
+    if not over:
+        return []
+    if len(over) != 1:
+        raise ValueError(f"objective_over takes one knob, got {list(over)}")
+    (knob, values), = over.items()
+    return [(str(v), knob_values({knob: v})) for v in values]
+
+
+def _fit(cfg: ExperimentConfig, run_name: str, trial_label: str, storage: str, member: tuple | None) -> Any:
+    """Fit one TorchTrainer for ``cfg``; reports go to Tune (directly, or through the objective
+    callback when this run is one member of a mean objective)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from attmask_ray.train.loop import train_loop_per_worker
 
-    sampled = {k: v for k, v in params.items() if not k.startswith("_")}
-    cfg = trial_config(params["_base"], sampled)
-    ctx = ray.tune.get_context()
-    trial_name = ctx.get_trial_name()
+    if member is None:
+        callback = TuneReportCallback()
+    else:
+        from attmask_ray.train.objective import MemberReportCallback
+
+        callback = MemberReportCallback(*member)
     s = cfg.scaling
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"experiment": to_dict(cfg), "trial": trial_name},
+        train_loop_config={"experiment": to_dict(cfg), "trial": trial_label},
         scaling_config=ScalingConfig(num_workers=s.num_workers, use_gpu=s.use_gpu,
                                      resources_per_worker={"CPU": s.cpus_per_worker, **({"GPU": 1} if s.use_gpu else {})}),
         run_config=RunConfig(
-            name=f"{trial_name}_train", storage_path=params["_storage"], callbacks=[TuneReportCallback()],
+            name=run_name, storage_path=storage, callbacks=[callback],
             failure_config=FailureConfig(max_failures=s.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=s.num_to_keep),
         ),
     )
-    result = trainer.fit()
+    return trainer.fit()
+
+
+def _finish(cfg: ExperimentConfig, result: Any, trial_name: str, params: dict[str, Any],
+            member: str | None = None, objective: dict[str, float] | None = None) -> None:
+    """Stop on a training stop reason; run the sweep's evaluation tasks on the final checkpoint.
+
+    For a member run (mean objective), the final-evaluation row carries the member's label,
+    its own k-NN as ``member_*`` and, for the last member, the mean ``objective``.
+    """
+    import ray.tune
+
     final = result.metrics or {}
     if final.get("stop_reason"):
         raise TrialStopped(f"trial {trial_name} stopped: {final['stop_reason']}")
@@ -80,6 +131,12 @@ def run_trial(params: dict[str, Any]) -> None:
                   f"{result.checkpoint.path} --tasks {','.join(tasks)}", flush=True)
             metrics = {}
             final = {**final, "eval_error": message}
-        ray.tune.report({**{k: v for k, v in final.items() if isinstance(v, (int, float, str))},
-                         **{f"eval/{k}": v for k, v in metrics.items()}, "source": "final_eval",
+        row = {k: v for k, v in final.items() if isinstance(v, (int, float, str))}
+        if member is not None:  # the final-evaluation row belongs to this member; the mean comes from all
+            from attmask_ray.train.objective import is_objective_key
+
+            row = ({k: v for k, v in row.items() if not is_objective_key(k)}
+                   | {f"member_{k}": v for k, v in row.items() if is_objective_key(k)}
+                   | (objective or {}) | {"member": member, "member_knob": next(iter(params["_objective_over"]))})
+        ray.tune.report({**row, **{f"eval/{k}": v for k, v in metrics.items()}, "source": "final_eval",
                          "checkpoint_path": result.checkpoint.path})

@@ -122,3 +122,12 @@ def test_hue_shift_matches_torchvision_on_ties_and_greys() -> None:
     assert ((x[:, 0] == x[:, 1]) & (x[:, 1] == x[:, 2])).any() and ((x[:, 1] == x[:, 2]) & (x[:, 0] < x[:, 1])).any()
     for h in (-0.1, 0.05, 0.5):
         assert torch.allclose(augment._hue_shift(x, torch.full((16,), h)), TF.adjust_hue(x, h), atol=1e-5)
+
+
+@pytest.mark.parametrize("sigma", [(0.1, 2.0), (0.05, 0.25)])
+def test_blur_sigma_is_drawn_from_the_configured_range(sigma) -> None:
+    cfg = DataConfig(blur_sigma=sigma)
+    g = torch.Generator().manual_seed(0)
+    p = augment.sample_params(20_000, cfg, augment.view_probs(cfg)[0], g, "cpu", torch.Generator().manual_seed(1))
+    assert p.sigma.min() >= sigma[0] and p.sigma.max() <= sigma[1]
+    assert abs(float(p.sigma.mean()) - sum(sigma) / 2) < 0.02 * (sigma[1] - sigma[0]) + 1e-3
