@@ -177,11 +177,14 @@ class _DecodeOnce(Operation):
             batch_loop = _BATCH_LOOPS[key]
         else:  # another FFCV memory manager: compiled for this Loader
             batch_loop = self._batch_loop(mem_read, parallel)
-        num_threads = numba.get_num_threads  # FFCV sets it to num_workers in its loader thread
+        # FFCV's thread count for this Loader (num_workers), fixed when its pipeline is compiled; read
+        # here rather than with numba.get_num_threads() inside the compiled decode, which fails to
+        # type once numba's threading layer has been used by another loader in the same process
+        num_threads = max(1, int(Compiler.num_threads))
 
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, temp_storage = my_storage
-            batch_loop(batch_indices, destination, temp_storage, metadata, storage_state, num_threads())
+            batch_loop(batch_indices, destination, temp_storage, metadata, storage_state, num_threads)
             return destination[:len(batch_indices)]
 
         decode.is_parallel = False  # the prange lives in batch_loop
