@@ -63,6 +63,7 @@ _PROGRESS_FIELDS: tuple[tuple[str, Callable[[float], str]], ...] = (
     ("data_wait_frac", lambda v: f"data wait {v * 100:.1f}%"),
     ("teacher_entropy", lambda v: f"H/lnK {v:.2f}"),
     ("embed_std_ratio", lambda v: f"std√d {v:.2f}"),
+    ("member_knn_top1", lambda v: f"knn (this run) {v:.2f}"),
     ("knn_top1", lambda v: f"[green]knn {v:.2f}[/]"),
 )
 
@@ -70,6 +71,7 @@ _PROGRESS_FIELDS: tuple[tuple[str, Callable[[float], str]], ...] = (
 def progress_line(trial: str, m: Mapping[str, float]) -> str:
     """e.g. ``[trial a1b2] ep 3 step 120 | loss 6.812 | lr 2.1e-04 | mask 0.27 | 410 img/s | H/lnK 0.83 |
     std√d 0.91 | knn 71.3`` (H/lnK: teacher [CLS] entropy / ln K; std√d: embed_std_ratio)."""
-    parts = [f"[bold cyan]{trial}[/] ep {int(m.get('epoch', 0))} step {int(m.get('step', 0))}"]
+    member = f" {m['member']}" if isinstance(m.get("member"), str) else ""  # one run of a mean objective
+    parts = [f"[bold cyan]{trial}[/]{member} ep {int(m.get('epoch', 0))} step {int(m.get('step', 0))}"]
     parts += [fmt(m[key]) for key, fmt in _PROGRESS_FIELDS if key in m]
     return " | ".join(parts)

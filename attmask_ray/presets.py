@@ -42,7 +42,8 @@ def embedded(name: str = "embedded", root: str = EMBEDDED_ROOT, *, epochs: int =
         optim=dict(epochs=epochs, batch_size=batch_size, lr=4e-3, warmup_epochs=max(1, epochs // 10),
                    momentum_teacher=0.99),
         loss=dict(warmup_teacher_temp_epochs=max(1, epochs * 3 // 10)),  # paper: 30 of 100 epochs
-        eval=dict(eval_every=eval_every, batch_size=512, fewshot_tries=5),
+        eval=dict(eval_every=eval_every, batch_size=512, fewshot_tries=5,
+                  foreground_threshold=0.1),  # garments on a black background: pixels > 0.1 are the object
         scaling=dict(num_workers=workers, cpus_per_worker=1.0, checkpoint_every=10_000, log_every=10),
     )
     for dotted, value in (extra or {}).items():

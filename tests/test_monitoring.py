@@ -26,3 +26,11 @@ def test_progress_line_and_gauges_show_the_collapse_diagnostics() -> None:
                                 "teacher_student_kl": 0.3})
     assert line == "[bold cyan]t1[/] ep 0 step 7 | loss 6.000 | H/lnK 0.83 | std√d 0.91"
     assert set(DIAGNOSTICS) <= set(GAUGES)
+
+
+def test_progress_line_names_the_member_run_of_a_mean_objective():
+    from attmask_ray.monitoring import progress_line
+
+    line = progress_line("ab12", {"epoch": 2, "step": 10, "member": "block", "member_knn_top1": 55.1, "knn_top1": 54.0})
+    assert line.startswith("[bold cyan]ab12[/] block ep 2 step 10")
+    assert "knn (this run) 55.10" in line and "knn 54.00" in line
