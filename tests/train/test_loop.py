@@ -58,10 +58,28 @@ def _registered(snapshot) -> bool:
         return False
 
 
-@pytest.mark.timeout(480)
-def test_killed_worker_resumes_from_last_checkpoint(ray_cluster, embedded_root, tmp_path):
+def _train_workers_of(ray_module) -> list:
+    """RayTrainWorker processes of THIS test session's cluster only (children of its raylet):
+    other Ray clusters on the machine (a user's sweep) are never touched."""
     import psutil
 
+    session = ray_module._private.worker._global_node.get_session_dir_path()
+    raylets = [p for p in psutil.process_iter(["cmdline"])
+               if any("raylet" in part for part in (p.info["cmdline"] or [])[:1])
+               and any(session in part for part in (p.info["cmdline"] or []))]
+    workers = []
+    for raylet in raylets:
+        for child in raylet.children(recursive=True):
+            try:
+                if any("RayTrainWorker" in part for part in child.cmdline()):
+                    workers.append(child)
+            except psutil.NoSuchProcess:
+                continue
+    return workers
+
+
+@pytest.mark.timeout(480)
+def test_killed_worker_resumes_from_last_checkpoint(ray_cluster, embedded_root, tmp_path):
     cfg = tiny_experiment(embedded_root, **{"optim.epochs": 3, "scaling.checkpoint_every": 3,
                                             "eval.eval_every": 10})
     trainer = _trainer(cfg, tmp_path, "ft", workers=1, max_failures=1)
@@ -73,10 +91,9 @@ def test_killed_worker_resumes_from_last_checkpoint(ray_cluster, embedded_root, 
             # kill once the controller has registered a checkpoint (its snapshot names one)
             snapshot = tmp_path / "ft" / "checkpoint_manager_snapshot.json"
             if snapshot.exists() and _registered(snapshot):
-                for proc in psutil.process_iter(["cmdline"]):
-                    if any("RayTrainWorker" in part for part in (proc.info["cmdline"] or [])):
-                        proc.kill()
-                        killed.append(proc.pid)
+                for proc in _train_workers_of(ray_cluster):
+                    proc.kill()
+                    killed.append(proc.pid)
                 return
             time.sleep(0.2)
 
