@@ -123,11 +123,25 @@ def sample_points(sweep: Sweep, n: int = 8) -> list[dict[str, Any]]:
             p.update(consts)
         return points
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=sweep.spec.seed))
-    points = []
-    for _ in range(n):
+    for point in sweep.spec.points_to_evaluate:  # the searcher runs these first: they must be points of the space
+        study.enqueue_trial(dict(point))
+    points, searched = [], []
+    bad = ConfigError(f"{sweep.path}: a TuneSpec.points_to_evaluate point is not a point of the search space "
+                      "(a knob is missing or extra, or a value is not among its choices / outside its range)")
+    for _ in range(n + len(sweep.spec.points_to_evaluate)):
         trial = study.ask()
-        consts = sweep.space(trial) or {}
+        try:
+            consts = sweep.space(trial) or {}
+        except ValueError:  # optuna: an enqueued value that is not among the choices
+            raise bad from None
+        ranges = {k: d for k, d in trial.distributions.items() if hasattr(d, "low")}
+        if any(not ranges[k].low <= v <= ranges[k].high for k, v in trial.params.items() if k in ranges):
+            raise bad  # optuna keeps an enqueued value outside a float/int range
+        searched.append(dict(trial.params))
         points.append({**trial.params, **consts})
+    for point, drawn in zip(sweep.spec.points_to_evaluate, searched):
+        if dict(point) != drawn:
+            raise ConfigError(f"{bad} {dict(point)}")
     return points
 
 

@@ -21,6 +21,7 @@ class TuneSpec:
     reduction_factor: int = 3  # ASHA
     seed: int = 0  # Optuna sampler seed
     eval_tasks: tuple[str, ...] = ()  # evaluations run on each trial's final checkpoint, e.g. ("knn", "fewshot")
+    points_to_evaluate: tuple[dict[str, Any], ...] = ()  # first trials of a tpe/random search (e.g. a known-good point); each a full point of the space
     objective_over: dict[str, list[Any]] = field(default_factory=dict)  # {knob: [values]}: each trial trains once per value; the metric is their mean (train/objective.py)
 
     def __post_init__(self) -> None:
@@ -31,6 +32,8 @@ class TuneSpec:
         _check(self.sampler != "grid" or bool(self.grid), "TuneSpec.sampler='grid' needs a non-empty grid={knob: [values]}")
         _check(self.scheduler in (None, "asha"), f"TuneSpec.scheduler must be None or 'asha', got {self.scheduler!r}")
         _check(self.grace_period >= 1 and self.reduction_factor >= 2, "TuneSpec.grace_period >= 1 and reduction_factor >= 2")
+        _check(not self.points_to_evaluate or self.sampler != "grid",
+               "TuneSpec.points_to_evaluate is for tpe/random samplers; a grid already lists its points")
         _check(len(self.objective_over) <= 1 and all(len(v) >= 2 for v in self.objective_over.values()),
                f"TuneSpec.objective_over takes one knob with >= 2 values, got {self.objective_over!r}")
         _check(not self.objective_over or self.metric.startswith("knn_"),

@@ -13,7 +13,7 @@ from attmask_ray.tune_spec import TuneSpec
 
 
 def get_config(arg: str = "") -> ExperimentConfig:
-    return embedded("smoke", root="data/fashion_mnist_2k", epochs=2, batch_size=64, depth=3, eval_every=1)
+    return embedded("smoke", root="data/fashion_mnist_2k", epochs=2, eval_every=1)
 
 
 def search_space(trial) -> None:

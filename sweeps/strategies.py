@@ -2,10 +2,10 @@
 
 block (iBOT) / random / attmask_low / attmask_hint / attmask_high with r ~ U(0.1, 0.5),
 p = 0.5, attention from the last teacher layer; everything else identical across
-strategies (no per-strategy tuning; see attmask_ray/presets.py). Tiny ViT (patch 4,
-4 blocks, width 64) on the first 5,000 Fashion-MNIST training images for 8 epochs; online
-k-NN and final k-NN / few-shot k-NN on the 10,000 test images.
-Expected run time: 10 trials x ~9 min, 2 at a time, on a 2-core CPU machine (~50 min).
+strategies (no per-strategy tuning): the embedded preset, i.e. the recipe of
+sweeps/recipe.py (attmask_ray/presets.py), on the first 5,000 Fashion-MNIST training images
+for 8 epochs; online k-NN and final k-NN / few-shot k-NN on the 10,000 test images.
+Expected run time: 10 trials x ~10 min, 2 at a time, on a 2-core CPU machine (~50 min).
 Data: python -m data_prep.fashion_mnist data/fashion_mnist_5k --train-subset 5000
 Run:  python -m attmask_ray.sweep sweeps/strategies.py
 Floors: python -m attmask_ray.floors sweeps/strategies.py --out ray_results/strategies
