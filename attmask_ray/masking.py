@@ -29,7 +29,8 @@ def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy:
                    show_max: float = 0.1, per_image_ratio: bool | None = None,
                    generator: torch.Generator | None = None,
                    batch_size: int | None = None,
-                   device: torch.device | str | None = None) -> torch.Tensor:
+                   device: torch.device | str | None = None,
+                   return_count: bool = False) -> torch.Tensor | tuple[torch.Tensor, int | None]:
     """Masks for one batch of views -> BoolTensor [B, h*w], True = masked.
 
     scores: [B, n] teacher [CLS] attention over the n = h*w patches (required for the
@@ -45,7 +46,11 @@ def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy:
         tokens, s ~ U(show_max*a, show_max*b) (drawn like r, independently of it).
     generator: source of all randomness (a CPU generator also works for CUDA scores).
     device: only used when scores is None; otherwise masks live on scores.device.
-    Only block syncs with the host (its rectangles are drawn on the CPU, then moved).
+    return_count: also return the number of masked tokens, ``masks.sum()``, as a Python int
+        worked out on the host from the draws (no device read), or None when the draws are
+        made on a GPU generator; the student uses it to pack the masked tokens without a sync.
+    No host synchronisation: the draws are made where ``generator`` lives and copied to the
+    device without waiting (block draws its rectangles on the CPU, then copies the masks).
     """
     h, w = _check_args(grid, strategy, ratio, prob, show_max)
     n = h * w
@@ -66,29 +71,43 @@ def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy:
     if per_image_ratio is None:
         per_image_ratio = RATIO_PER_IMAGE[strategy]
     a, b = float(ratio[0]), float(ratio[1])
-    keep = _rand((bsz,), generator, dev) < prob  # [B] which images get masked
-    u = _rand((bsz if per_image_ratio else 1,), generator, dev, torch.float64)
+    src = generator.device if generator is not None else dev  # where the draws are made
+    keep = torch.rand((bsz,), generator=generator, device=src) < prob  # [B] which images get masked
+    u = torch.rand((bsz if per_image_ratio else 1,), generator=generator, device=src, dtype=torch.float64)
     r = (a + (b - a) * u).expand(bsz)  # [B] masking ratios (float64: floor(r*n) as in python)
+
+    on_host = src.type == "cpu"  # the draws can be read without waiting for the device
+
+    def done(masks: torch.Tensor, count: torch.Tensor | None) -> torch.Tensor | tuple[torch.Tensor, int | None]:
+        if not return_count:
+            return masks
+        return masks, (int(count) if on_host and count is not None else None)
 
     if strategy == "block":  # CPU loop; skipped (budget 0) for images that stay unmasked
         budgets = [ri * n if kept else 0.0 for ri, kept in zip(r.tolist(), keep.tolist())]
-        return _block_masks(h, w, budgets, generator).to(dev)
+        host_masks = _block_masks(h, w, budgets, generator)
+        return done(_to(host_masks, dev), host_masks.sum())
 
-    k = torch.floor(r * n).long()  # [B] tokens to mask
+    k = torch.floor(r * n).long()  # [B] tokens to mask (exactly k: order holds distinct tokens)
+    kept = torch.where(keep, k, 0)  # [B] masked tokens per image, where the draws are
     if strategy == "random":
         order = _rand((bsz, n), generator, dev).argsort(dim=1)
     else:  # attmask_*: rank tokens by attention, most attended first for high/hint
         order = scores.argsort(dim=1, descending=strategy != "attmask_low", stable=True)
-    masks = _first_k(order, k)
+    masks = _first_k(order, _to(k, dev))
 
     if strategy == "attmask_hint":
         c = int(show_max * n)  # reveal candidates: the c most attended tokens
-        us = _rand((bsz if per_image_ratio else 1,), generator, dev, torch.float64)
+        us = torch.rand((bsz if per_image_ratio else 1,), generator=generator, device=src, dtype=torch.float64)
         m = torch.floor(show_max * (a + (b - a) * us) * n).long().clamp(max=c).expand(bsz)
         if c > 0:
-            pick = _rand((bsz, c), generator, dev).argsort(dim=1)  # random order of candidates
-            masks &= ~_first_k(order[:, :c].gather(1, pick), m, n)
-    return masks & keep[:, None]
+            # random order of the candidates; pick[i, j] is a rank in ``order``, so a revealed
+            # token was masked iff pick[i, j] < k[i] (j < m[i])
+            pick = torch.rand((bsz, c), generator=generator, device=src).argsort(dim=1)
+            masks &= ~_first_k(order[:, :c].gather(1, _to(pick, dev)), _to(m, dev), n)
+            revealed = ((pick < k[:, None]) & (torch.arange(c, device=src)[None, :] < m[:, None])).sum(1)
+            kept = torch.where(keep, k - revealed, 0)
+    return done(masks & _to(keep, dev)[:, None], kept.sum())
 
 
 def mask_ratio(masks: torch.Tensor) -> torch.Tensor:
@@ -120,12 +139,19 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy to ``device``; host -> device without waiting for the device (a blocking copy would
+    make the host wait for all queued work, the teacher forward, before it may queue the
+    student). Device -> host stays blocking: the host reads the result at once."""
+    return x if x.device == device else x.to(device, non_blocking=x.device.type == "cpu")
+
+
 def _rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
           dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """U[0, 1) on `device`, drawn from `generator` (on its own device if that differs)."""
     if generator is None or generator.device == device:
         return torch.rand(shape, generator=generator, device=device, dtype=dtype)
-    return torch.rand(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+    return _to(torch.rand(shape, generator=generator, device=generator.device, dtype=dtype), device)
 
 
 def _first_k(order: torch.Tensor, k: torch.Tensor, n: int | None = None) -> torch.Tensor:

@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--num-cpus", type=int, default=None, help="logical CPUs of the local cluster (default: cores + one per trial driver)")
     p.add_argument("--no-dashboard", action="store_true", help="local cluster without the dashboard (faster start)")
     p.add_argument("--no-report", action="store_true", help="do not build report.md and plots at the end")
+    p.add_argument("--verify-data", action="store_true", help="before starting anything, check every data shard against "
+                   "the SHA-256 recorded at conversion (reads all shards once; same as python -m data_prep.verify)")
     p.add_argument("--trial-timeout", type=float, default=None, help="stop each trial after this many seconds")
     return p.parse_args(argv)
 
@@ -44,17 +46,45 @@ def storage_uri(storage: str) -> str:
     return storage if "://" in storage else str(Path(storage).expanduser().resolve())
 
 
+def results_dir(storage: str, name: str) -> Path:
+    """Where results.parquet, the results journal and the report go: the experiment folder, or
+    ``ray_results_local/<name>`` on the driver when the storage is a cloud URI."""
+    return Path(storage) / name if "://" not in storage else (Path("ray_results_local") / name).resolve()
+
+
 def check_data(sweep: Sweep) -> None:
+    """The shards exist and are whole, and the online k-NN's k values fit in its bank."""
     from attmask_ray.data import DataError, check_dataset
+    from attmask_ray.eval.features import EvalError
+    from attmask_ray.eval.knn import check_bank
 
     d = sweep.config.data
     try:
-        check_dataset(d.train_path, min_resolution=d.global_crop_size)
+        train = check_dataset(d.train_path, min_resolution=d.global_crop_size)
         check_dataset(d.val_path, min_resolution=d.global_crop_size)
-        if d.knn_train_path:
-            check_dataset(d.knn_train_path, min_resolution=d.global_crop_size)
-    except DataError as exc:
+        bank = check_dataset(d.knn_train_path, min_resolution=d.global_crop_size) if d.knn_train_path else train
+        check_bank(sweep.config.eval.knn_k, bank.num_samples, d.knn_train_path or d.train_path)
+    except (DataError, EvalError) as exc:
         raise ConfigError(str(exc)) from None
+
+
+def verify_data(sweep: Sweep) -> None:
+    """``--verify-data``: every shard of data.train_path/val_path/knn_train_path matches its checksum."""
+    from attmask_ray.data import DataError
+    from data_prep.verify import verify_folder
+
+    d = sweep.config.data
+    for path in dict.fromkeys(p for p in (d.train_path, d.val_path, d.knn_train_path) if p):
+        try:
+            result = verify_folder(path)
+        except DataError as exc:
+            raise ConfigError(str(exc)) from None
+        if result.bad:
+            shard, why = result.bad[0]
+            more = (f" (and {len(result.bad) - 1} more: python -m data_prep.verify {path} lists them)"
+                    if len(result.bad) > 1 else "")
+            raise ConfigError(f"--verify-data: {shard}: {why}{more}; re-convert {path}")
+        console.print(f"{'' if result.recorded else '[yellow]note:[/] '}{result.summary()}", soft_wrap=True)
 
 
 def print_dry_run(sweep: Sweep, num_samples: int) -> None:
@@ -81,7 +111,8 @@ def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str,
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    from attmask_ray.tune_plugins import ProgressCallback, SparseMetricOptunaSearch
+    from attmask_ray.results_journal import journal_path
+    from attmask_ray.tune_plugins import JournalCallback, ProgressCallback, SparseMetricOptunaSearch, attach_journal
 
     spec = sweep.spec
     trainable = tune.with_resources(
@@ -89,13 +120,16 @@ def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str,
                              eval_tasks=list(spec.eval_tasks),
                              objective_over={k: list(v) for k, v in spec.objective_over.items()}),
         {"CPU": 1})
-    run_config = tune.RunConfig(name=name, storage_path=storage, callbacks=[ProgressCallback()], verbose=0,
-                                stop={"time_total_s": args.trial_timeout} if args.trial_timeout else None)
+    journal = str(journal_path(results_dir(storage, name)))  # every result, kept across Tuner.restore
+    run_config = tune.RunConfig(name=name, storage_path=storage, callbacks=[ProgressCallback(), JournalCallback(journal)],
+                                verbose=0, stop={"time_total_s": args.trial_timeout} if args.trial_timeout else None)
     if args.resume:
         if not tune.Tuner.can_restore(os.path.join(storage, name)):
             raise ConfigError(f"nothing to resume at {storage}/{name}; run without --resume first (same --storage and --name)")
-        return tune.Tuner.restore(os.path.join(storage, name), trainable=trainable, resume_unfinished=True,
-                                  resume_errored=False)
+        tuner = tune.Tuner.restore(os.path.join(storage, name), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=False)
+        attach_journal(tuner, journal)
+        return tuner
     if spec.sampler == "grid":
         sampler = optuna.samplers.GridSampler(spec.grid, seed=spec.seed)
     elif spec.sampler == "random":
@@ -103,7 +137,9 @@ def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str,
     else:
         sampler = optuna.samplers.TPESampler(seed=spec.seed)
     searcher = ConcurrencyLimiter(SparseMetricOptunaSearch(space=sweep.space, metric=spec.metric, mode=spec.mode,
-                                                           sampler=sampler),
+                                                           sampler=sampler,
+                                                           points_to_evaluate=[dict(p) for p in spec.points_to_evaluate]
+                                                           or None),
                                   max_concurrent=conc) if sweep.space else None
     scheduler = None
     if spec.scheduler == "asha":
@@ -173,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             cpus = args.num_cpus if args.num_cpus is not None else local_cluster_cpus(need, spec.max_concurrent)
             concurrency(need, cpus, local_gpu_count(), spec.max_concurrent)  # refuses a trial that can never fit
         check_data(sweep)
+        if args.verify_data:
+            verify_data(sweep)
     except (ConfigError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return 2
@@ -182,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: int) -> int:
     import ray
 
+    from attmask_ray.results_journal import journal_path, read_journal
     from attmask_ray.sweep_results import result_rows, write_sweep_results
 
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # k-NN is reported every eval_every epochs
@@ -219,8 +258,8 @@ def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: in
     finally:
         if started_here:
             ray.shutdown()
-    exp_dir = Path(storage) / name if "://" not in storage else Path("ray_results_local") / name
-    rows = result_rows(results, base_dict(sweep))
+    exp_dir = results_dir(storage, name)
+    rows = result_rows(results, base_dict(sweep), read_journal(journal_path(exp_dir)))
     path = write_sweep_results(exp_dir, rows)
     console.print(best_table(results, sweep))
     console.print(f"results: {path}")

@@ -13,8 +13,10 @@ One manifest row per source file considered (kept or skipped)::
     height      int32  stored height (0 when skipped)
     width       int32  stored width  (0 when skipped)
 
-Schema metadata (bytes -> bytes) records ``max_resolution``, ``write_mode``,
-``jpeg_quality`` and ``format_version``. Dataset order = shards sorted by name, rows by
+Schema metadata (bytes -> bytes, JSON values) records ``max_resolution``, ``write_mode``,
+``jpeg_quality``, ``format_version``, ``num_shards`` and ``shard_sha256`` ({shard file name:
+SHA-256 hex of the whole file}, see :mod:`data_prep.checksums`; absent in manifests written
+before checksums existed). Dataset order = shards sorted by name, rows by
 ``index``; that order defines the global sample index used by eval loaders.
 """
 

@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from attmask_ray.data.errors import DataError
-from data_prep.manifest import (FORMAT_VERSION, MANIFEST, PARTS, rows_to_table, shard_name, write_classes,
+from data_prep.checksums import META_KEY, file_sha256
+from data_prep.manifest import (FORMAT_VERSION, MANIFEST, PARTS, read_meta, rows_to_table, shard_name, write_classes,
                                 write_table_atomic, write_text_atomic, SCHEMA)
 from data_prep.source_image import Decoded
 
@@ -151,7 +152,9 @@ def _write_shard(out: Path, shard_id: int, items: Sequence[Item], opts: WriteOpt
         # waste little on small shards and still hold any image capped at <= 800 px (raw 800x800x3 < 2 MiB)
         small = opts.max_resolution is not None and opts.max_resolution <= 800
         DatasetWriter(str(tmp), fields, num_workers=1, page_size=(1 << 21) if small else (1 << 23)).from_indexed_dataset(_Images(images, labels), chunksize=256)
-    write_table_atomic(rows_to_table(rows), out / PARTS / f"{name}.parquet")
+    # the checksum goes into the manifest part before the shard is renamed into place
+    part_meta = {META_KEY: file_sha256(tmp)} if images else None
+    write_table_atomic(rows_to_table(rows, part_meta), out / PARTS / f"{name}.parquet")
     if images:
         os.replace(tmp, final)
     counts: dict[str, int] = {}
@@ -241,15 +244,24 @@ def write_shards(items: Sequence[Item], classes: Sequence[str], out: str | Path,
                                     rate=f"{counter.value / max(el, 1e-9):,.0f} img/s")
     report.seconds = time.perf_counter() - start
     tables = [pq.read_table(out / PARTS / f"{shard_name(s)}.parquet") for s in range(num_shards)]
+    checksums = {shard_name(s): _part_checksum(out, s, t) for s, t in enumerate(tables)
+                 if (out / shard_name(s)).exists()}
     table = pa.concat_tables(tables).cast(SCHEMA)
     meta = {"max_resolution": opts.max_resolution, "write_mode": opts.write_mode, "jpeg_quality": opts.jpeg_quality,
-            "format_version": FORMAT_VERSION, "num_shards": num_shards}
+            "format_version": FORMAT_VERSION, "num_shards": num_shards, META_KEY: checksums}
     table = table.replace_schema_metadata({k: json.dumps(v) for k, v in meta.items()})
     write_classes(list(classes), out)
     write_table_atomic(table, out / MANIFEST)
     statuses = table.column("status").to_pylist()
     report.counts = {k: statuses.count(k) for k in ("ok", "converted", "skipped")}
     return report
+
+
+def _part_checksum(out: Path, shard_id: int, part: pa.Table) -> str:
+    """The shard's SHA-256 recorded in its manifest part; computed from the file for a part kept
+    from a conversion started before checksums existed."""
+    recorded = read_meta(part).get(META_KEY)
+    return recorded if isinstance(recorded, str) else file_sha256(out / shard_name(shard_id))
 
 
 def print_report(report: Report, skipped_examples: list[tuple[str, str]] | None = None) -> None:

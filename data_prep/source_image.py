@@ -2,7 +2,9 @@
 
 CMYK, grayscale, palette and alpha images are converted to RGB; a PNG (or other format)
 disguised as ``.JPEG`` is decoded by its real format. Empty, corrupt and truncated files
-cannot be fixed and are reported with a reason instead of raising.
+cannot be fixed and are reported with a reason instead of raising, and so are images
+whose shorter side is under :data:`MIN_SIDE` pixels (as found or once shrunk to the
+maximum resolution): smaller than any crop a model would be trained or evaluated on.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+MIN_SIDE = 8  # px; a shorter side below this is too small for any crop (it would only be upscaled noise)
 _JPEG_EXT = {".jpg", ".jpeg", ".jpe"}
 _EXT_FORMAT = {".png": "PNG", ".bmp": "BMP", ".gif": "GIF", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 
@@ -85,5 +88,12 @@ def decode_file(path: str | Path, max_resolution: int | None = None) -> Decoded:
     image = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
         return Decoded(None, "skipped", f"unusable shape {image.shape}", len(data))
+    if min(image.shape[:2]) < MIN_SIDE:
+        return Decoded(None, "skipped", f"too small: {image.shape[0]}x{image.shape[1]} px "
+                                        f"(shorter side under {MIN_SIDE} px)", len(data))
     image = np.ascontiguousarray(fit_max_side(image, max_resolution))
+    if min(image.shape[:2]) < MIN_SIDE:
+        return Decoded(None, "skipped", f"too small once shrunk to max side {max_resolution}: "
+                                        f"{image.shape[0]}x{image.shape[1]} px (shorter side under {MIN_SIDE} px)",
+                       len(data))
     return Decoded(image, "converted" if reasons else "ok", "; ".join(reasons), len(data))

@@ -93,3 +93,38 @@ def test_ema_update():
         torch.testing.assert_close(p, m * t0[n] + (1 - m) * s0[n], atol=1e-7, rtol=1e-6)
     for n, p in student.named_parameters():
         assert torch.equal(p, s0[n])
+
+
+def test_ema_lerp_equals_the_mul_add_form():
+    """ema_update uses teacher.lerp_(student, 1 - m); the reference writes m * teacher + (1 - m) * student.
+
+    Same maths, rounded differently: they agree to 1e-7 absolute plus one float32 ulp relative
+    (a plain 1e-7 bound cannot hold for |x| >= 1, e.g. LayerNorm weights = 1, where one ulp is
+    1.19e-7), and both stay within one ulp of the float64 value."""
+    from attmask_ray.models import build_model
+    from attmask_ray.config import ModelConfig
+    from tests.conftest import TINY_MODEL
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(**TINY_MODEL)
+    student = build_model(cfg, 28, student=True)
+    teacher = build_model(cfg, 28, student=False)
+    with torch.no_grad():  # a trained-looking pair: teacher = student + a small drift (LayerNorm weights near 1)
+        for (_, t), (_, s) in zip(teacher.named_parameters(), student.named_parameters()):
+            s.add_(0.05 * torch.randn_like(s))
+            t.copy_(s + 0.01 * torch.randn_like(s))
+    eps = torch.finfo(torch.float32).eps
+    for m in (0.0, 0.5, 0.9, 0.99, 0.996, 0.9999, 1.0):
+        t0 = {n: p.detach().clone() for n, p in teacher.named_parameters()}
+        s0 = {n: p.detach().clone() for n, p in student.named_parameters()}
+        ema_update(teacher, student, m)
+        for n, p in teacher.named_parameters():
+            mul_add = t0[n] * m + s0[n] * (1.0 - m)  # the two-kernel form ema_update used before
+            torch.testing.assert_close(p, mul_add, atol=1e-7, rtol=eps, msg=f"{n} m={m}")
+            exact = t0[n].double() * m + s0[n].double() * (1.0 - m)
+            scale = torch.maximum(t0[n].abs(), s0[n].abs()).double()
+            assert ((p.double() - exact).abs() <= eps * scale + 1e-30).all(), (n, m)
+        with torch.no_grad():  # back to the same pair for the next momentum
+            for n, p in teacher.named_parameters():
+                p.copy_(t0[n])
+    assert all(torch.equal(p, s0[n]) for n, p in student.named_parameters())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ def test_dry_run_works_for_every_sweep_file(path, capsys):
 
 
 def test_dry_run_of_ablation_embedded_preset(capsys):
-    assert sweep_cli.main([str(REPO / "sweeps/ablation.py") + ":embedded,optim.epochs=3", "--dry-run"]) == 0
+    assert sweep_cli.main([str(REPO / "sweeps/ablation.py") + ":embedded,optim.epochs=3,optim.warmup_epochs=1", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "mask.attn_layer" in out and "loss.lambda_mim" in out
 
@@ -134,3 +135,91 @@ def test_searcher_ignores_results_without_the_metric():
     search.on_trial_result("t1", {"loss": 1.0, "epoch": 0.5})  # stock OptunaSearch raises KeyError here
     search.on_trial_result("t1", {"knn_top1": 50.0, "epoch": 1.0, "training_iteration": 1})
     search.on_trial_complete("t1", {"knn_top1": 55.0, "epoch": 1.0})
+
+
+KILL_TEMPLATE = '''"""Test sweep: 1 tiny trial, 2 epochs, online k-NN after each."""
+from tests.conftest import tiny_experiment
+from attmask_ray.tune_spec import TuneSpec
+
+def get_config(arg=""):
+    return tiny_experiment({root!r}, **{{"optim.epochs": 2, "eval.eval_every": 1, "name": "kill_test"}})
+
+def search_space(trial):
+    trial.suggest_categorical("mask.strategy", ["block"])
+
+TUNE = TuneSpec(num_samples=1, max_concurrent=1, sampler="grid", grid={{"mask.strategy": ["block"]}})
+'''
+
+
+def _online_steps(journal: Path) -> dict[float, int]:
+    """{epoch: step} of the online k-NN reports in the results journal."""
+    from attmask_ray.results_journal import read_journal
+
+    return {float(r["result"]["epoch"]): int(r["result"]["step"]) for r in read_journal(journal)
+            if "knn_top1" in r["result"]}
+
+
+@pytest.mark.timeout(900)
+def test_sigkilled_driver_resumed_keeps_every_reported_row(ray_cluster, embedded_root, tmp_path):
+    """A driver SIGKILLed mid-trial, then --resume: the trial continues from its epoch-1 checkpoint
+    and Tune's own history of it starts again at the resumed step (when its last copy predates the
+    report); the results journal keeps the epoch-1 row, so results.parquet has both epochs."""
+    from attmask_ray.results_journal import read_journal
+
+    address = ray_cluster.get_runtime_context().gcs_address
+    sweep_file = tmp_path / "kill_sweep.py"
+    sweep_file.write_text(KILL_TEMPLATE.format(root=str(embedded_root)))
+    storage = tmp_path / "results"
+    exp = storage / "kill_test"
+    journal = exp / "results_journal.jsonl"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(_sweep_cmd(sweep_file, storage, address), cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 500
+    while time.time() < deadline and 1.0 not in _online_steps(journal) and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None and 1.0 in _online_steps(journal), (tmp_path / "first.log").read_text()[-3000:]
+    os.kill(proc.pid, signal.SIGKILL)  # the driver dies mid-trial: no shutdown, no final results
+    proc.wait(timeout=60)
+    before = _online_steps(journal)
+    assert 2.0 not in before, "the trial finished before the kill; nothing was tested"
+    assert not (exp / "results.parquet").exists()
+    # Tune writes a trial's result.json/progress.csv in a staging folder of the Ray session and copies
+    # them to the storage now and then. A rerun without --address is a new session: the restored trial
+    # starts from the storage copy, which misses every report since the last copy. Make that certain:
+    # a storage copy from before epoch 1, and no staging folder (this test's cluster outlives the driver).
+    trial_dir = exp / next(read_journal(journal))["trial_id"]
+    progress_csv = trial_dir / "progress.csv"
+    for stale in (progress_csv, trial_dir / "result.json"):
+        if stale.exists():
+            lines = stale.read_text().splitlines(keepends=True)
+            stale.write_text(lines[0] if stale == progress_csv and lines else "")  # the CSV keeps its header
+    session = Path(ray_cluster._private.worker._global_node.get_session_dir_path())
+    for staged in session.glob("artifacts/*/kill_test"):
+        shutil.rmtree(staged)
+
+    resumed = subprocess.run(_sweep_cmd(sweep_file, storage, address, "--resume"), cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    records = list(read_journal(journal))
+    assert {r["trial_id"] for r in records} == {trial_dir.name}
+    epoch2 = [r["result"] for r in records if r["result"].get("epoch") == 2.0 and "knn_top1" in r["result"]]
+    assert epoch2 and epoch2[-1]["resumed_from_step"] == before[1.0], "the trial must continue from its checkpoint"
+    assert set(pd.read_csv(progress_csv)["epoch"]) == {2.0}  # Tune's own history lacks epoch 1
+
+    table = pd.read_parquet(exp / "results.parquet")
+    online = table[table["source"] == "online"].sort_values("epoch")
+    assert online["epoch"].tolist() == [1.0, 2.0] and online["trial_id"].nunique() == 1
+    assert online["step"].tolist() == [before[1.0], 2 * before[1.0]]
+    assert online["knn_top1"].between(0, 100).all() and online["config/mask.strategy"].eq("block").all()
+
+
+def test_online_knn_k_larger_than_the_bank_is_refused_before_any_cluster(photo_shards, no_cluster, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    target = (f"sweeps/smoke.py:data.train_path={photo_shards / 'train'},data.val_path={photo_shards / 'val'},"
+              "data.global_crop_size=28,eval.knn_k=(10,20,100)")
+    assert sweep_cli.main([target, "--storage", "/tmp/never"]) == 2
+    out = capsys.readouterr().out
+    assert out.count("error:") == 1 and "Traceback" not in out
+    assert "k=100 but the k-NN bank" in out and "holds only 27 images" in out

@@ -64,3 +64,71 @@ def test_epoch_reports_with_diagnostics_become_train_rows():
     assert pd.isna(rows[0].get("knn_top1", float("nan")))
     assert "images_per_s" not in rows[0]
     assert rows[1]["val_mean_cosine"] == 0.3 and rows[1]["fg_attention_share"] == 0.6 and rows[1]["knn_top1"] == 45.0
+
+
+def test_journal_keeps_rows_a_restored_trial_lost(tmp_path):
+    """After Tuner.restore the dataframe starts at the resumed step; the journal still has epoch 1."""
+    from attmask_ray.results_journal import append_record, journal_record, read_journal
+
+    journal = tmp_path / "results_journal.jsonl"
+    before = [{"step": 10, "epoch": 0.5, "loss": 7.0},
+              {"step": 20, "epoch": 1.0, "loss": 6.5, "knn_top1": 40.0, "resumed_from_step": -1}]
+    for rec in before:
+        append_record(journal, journal_record("trial_a", {"mask.strategy": "block", "_base": {"x": 1}}, rec))
+    with open(journal, "a") as f:
+        f.write('{"trial_id": "trial_a", "result": {"step": 3')  # the line a SIGKILL cut short
+    after = pd.DataFrame([{"step": 40, "epoch": 2.0, "loss": 6.0, "knn_top1": 45.0, "resumed_from_step": 20}])
+    append_record(journal, journal_record("trial_a", {"mask.strategy": "block"}, after.iloc[0].to_dict()))
+    records = list(read_journal(journal))
+    assert len(records) == 3 and records[0]["config"] == {"mask.strategy": "block"}
+    grid = [FakeResult({"mask.strategy": "block"}, "/exp/trial_a", None, after)]
+    rows = result_rows(grid, to_dict(ExperimentConfig()), records)
+    assert [(r["source"], r["epoch"], r["step"]) for r in rows] == [("online", 1.0, 20), ("online", 2.0, 40)]
+    assert rows[0]["knn_top1"] == 40.0 and rows[1]["knn_top1"] == 45.0
+    assert all(r["config/mask.strategy"] == "block" and r["status"] == "ok" for r in rows)
+    assert result_rows(grid, to_dict(ExperimentConfig())) == [rows[1]]  # without the journal: epoch 1 is gone
+    assert list(read_journal(tmp_path / "none.jsonl")) == []
+
+
+def test_journal_and_grid_dedupe_newest_wins_and_members_kept():
+    from attmask_ray.results_journal import journal_record
+
+    def member(label, knn, **extra):
+        return {"step": 20, "epoch": 1.0, "member": label, "member_knob": "mask.strategy",
+                "member_knn_top1": knn, **extra}
+
+    grid_df = pd.DataFrame([member("block", 30.0), member("attmask_high", 50.0, knn_top1=40.0)])
+    journal = [journal_record("trial_m", {"seed": 1}, member("block", 30.0)),
+               journal_record("trial_m", {"seed": 1}, member("attmask_high", 50.0, knn_top1=40.0)),
+               journal_record("trial_m", {"seed": 1}, member("attmask_high", 52.0, knn_top1=41.0)),  # newer report
+               journal_record("trial_x", {"seed": 2}, {"step": 5, "epoch": 1.0, "knn_top1": 10.0})]  # not in the grid
+    grid = [FakeResult({"seed": 1}, "/exp/trial_m", None, grid_df)]
+    rows = result_rows(grid, to_dict(ExperimentConfig()), journal)
+    m = [r for r in rows if r["trial_id"] == "trial_m"]
+    assert [(r["member"], r["member_knn_top1"]) for r in m] == [("block", 30.0), ("attmask_high", 52.0)]
+    assert [r["config/mask.strategy"] for r in m] == ["block", "attmask_high"]  # each member's own knob value
+    assert all(r["member_knob"] == "mask.strategy" and r["config/seed"] == 1 for r in m)
+    assert m[1]["knn_top1"] == 41.0
+    x = [r for r in rows if r["trial_id"] == "trial_x"]
+    assert len(x) == 1 and x[0]["knn_top1"] == 10.0 and x[0]["config/seed"] == 2
+
+
+def test_journal_callback_appends_each_result_and_attaches_to_a_restored_tuner(tmp_path):
+    from types import SimpleNamespace
+
+    from ray import tune
+
+    from attmask_ray.results_journal import read_journal
+    from attmask_ray.tune_plugins import JournalCallback, attach_journal
+
+    path = str(tmp_path / "exp" / "results_journal.jsonl")
+    trial = SimpleNamespace(path="/storage/exp/attmask_trial_0001", trial_id="0001", config={"seed": 3})
+    cb = JournalCallback(path)
+    cb.on_trial_result(1, [], trial, {"step": 20, "epoch": 1.0, "knn_top1": 40.0, "config": {"seed": 3}, "done": False})
+    (record,) = read_journal(path)
+    assert record["trial_id"] == "attmask_trial_0001" and record["config"] == {"seed": 3}
+    assert record["result"] == {"step": 20, "epoch": 1.0, "knn_top1": 40.0}  # nested and bool values dropped
+    run_config = tune.RunConfig(callbacks=[JournalCallback("/old/place.jsonl"), "other"])
+    tuner = SimpleNamespace(_local_tuner=SimpleNamespace(get_run_config=lambda: run_config))
+    attach_journal(tuner, path)
+    assert run_config.callbacks[0] == "other" and run_config.callbacks[1].path == path

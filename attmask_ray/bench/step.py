@@ -10,6 +10,7 @@ the full attention matrix), and model FLOPs per image / MFU when a peak is given
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import statistics
 import time
@@ -152,21 +153,54 @@ def attention_cost(state: TrainingState, crops: list[torch.Tensor], a: argparse.
     return {m: run(m) for m in ("none", "cheap", "full")}
 
 
-def flops_per_image(state: TrainingState, a: argparse.Namespace) -> float:
-    """Model FLOPs per image for one step: teacher fwd (2 globals) + 3x student fwd (fwd+bwd)."""
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *_args, out_shape=None, **_kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def flop_counter():
+    """``FlopCounterMode`` that also counts the CPU fused attention kernel (torch registers
+    only the CUDA ones, so on a CPU the scores and attention x V products went uncounted)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    crops = [c[:1] for c in make_crops(a)]
-    with FlopCounterMode(display=False) as fc:
-        with torch.no_grad():
-            state.teacher.teacher_forward(torch.cat(crops[:2]), None)
-    teacher = fc.get_total_flops()
-    masks = torch.zeros(2, (a.global_size // a.patch_size) ** 2, dtype=torch.bool, device=a.device)
-    masks[:, ::3] = True
-    with FlopCounterMode(display=False) as fc:
-        s_cls, s_patch = state.student(torch.cat(crops[:2]), masks, torch.cat(crops[2:]) if a.n_local else None,
-                                       patch_mode=a.patch_mode)
-    student = fc.get_total_flops()
+    extra = {}
+    cpu_sdpa = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if cpu_sdpa is not None:
+        extra[cpu_sdpa] = _cpu_sdpa_flops
+    return FlopCounterMode(display=False, custom_mapping=extra)
+
+
+def expected_masked_tokens(cfg, n_tokens: int) -> int:
+    """Mean masked tokens per global crop: p * mean(r) * n (r ~ U(a, b), masking probability p)."""
+    a, b = cfg.mask.pred_ratio
+    return round(cfg.mask.masking_prob * (a + b) / 2 * n_tokens)
+
+
+def flops_per_image(state: TrainingState, a: argparse.Namespace) -> float:
+    """Model FLOPs per image for one step: teacher fwd (2 globals) + 3x student fwd (fwd + bwd).
+
+    Convention: matrix products only (a multiply-add = 2 FLOPs: linear layers, patch-embed
+    convolution, attention scores and attention x V, head), norms / softmax / GELU / loss not
+    counted; backward = 2x forward. The student patch head runs on the expected number of
+    masked tokens (:func:`expected_masked_tokens`) when ``patch_mode`` is "masked".
+    Counted eagerly (compiled modules run eager here) on one image.
+    """
+    crops = [c[:1] for c in make_crops(argparse.Namespace(**{**vars(a), "batch": 1}))]
+    stance = getattr(torch.compiler, "set_stance", None)
+    eager = stance("force_eager") if stance is not None else contextlib.nullcontext()
+    with eager:
+        with flop_counter() as fc:
+            with torch.no_grad():
+                state.teacher.teacher_forward(torch.cat(crops[:2]), None)
+        teacher = fc.get_total_flops()
+        n = (a.global_size // a.patch_size) ** 2
+        masks = torch.zeros(2, n, dtype=torch.bool, device=a.device)
+        masks[:, :expected_masked_tokens(state.cfg, n)] = True
+        with flop_counter() as fc:
+            state.student(torch.cat(crops[:2]), masks, torch.cat(crops[2:]) if a.n_local else None,
+                          patch_mode=a.patch_mode)
+        student = fc.get_total_flops()
     return teacher + 3 * student
 
 
@@ -191,7 +225,9 @@ def main(argv: list[str]) -> int:
                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
         line = f"[{strategy}] s/step={med:.3f} img/s={a.batch / med:.2f} peak_mem={mem:.2f}GiB"
         fpi = flops_per_image(state, a)
-        line += f" GFLOP/img={fpi / 1e9:.1f}"
+        n_tok = (a.global_size // a.patch_size) ** 2
+        counted = n_tok if a.patch_mode == "all" else expected_masked_tokens(state.cfg, n_tok)
+        line += f" GFLOP/img={fpi / 1e9:.1f} (student patch head on {counted}/{n_tok} tokens per global crop)"
         if a.peak_tflops:
             line += f" MFU={fpi * a.batch / med / (a.peak_tflops * 1e12) * 100:.1f}%"
         print(line, flush=True)

@@ -44,6 +44,20 @@ def _check_inputs(train: torch.Tensor, train_labels: torch.Tensor, queries: torc
                         "train and val must share one class list")
 
 
+def check_bank(ks: Sequence[int], bank_size: int, bank: str = "") -> None:
+    """Refuse k values larger than the k-NN bank (train features): they would silently be capped
+    at the bank size while the metric still says ``k{k}``. One line naming the bank and the fix."""
+    too_big = sorted(k for k in set(ks) if k > bank_size)
+    if not too_big:
+        return
+    fitting = "(" + ",".join(map(str, sorted(k for k in set(ks) if k <= bank_size) or [bank_size])) + ",)"
+    where = f" {bank}" if bank else ""
+    raise EvalError(f"eval.knn_k asks for k={','.join(map(str, too_big))} but the k-NN bank{where} holds only "
+                    f"{bank_size} images (a larger k would silently mean k={bank_size}); set eval.knn_k={fitting} "
+                    f"(evaluate: --set \"eval.knn_k={fitting}\") or use a larger bank (evaluate --train PATH; "
+                    "sweeps: data.knn_train_path)")
+
+
 def inverse_norms(train: torch.Tensor) -> torch.Tensor:
     """1 / ||row|| for train [N, D] -> [N] (no normalised copy of the train set is made)."""
     return torch.linalg.vector_norm(train, dim=1).clamp_min_(1e-12).reciprocal_()

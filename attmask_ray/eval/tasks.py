@@ -24,7 +24,7 @@ import torch
 from attmask_ray.config import EvalConfig, ExperimentConfig
 from attmask_ray.eval.features import EvalError, Features, default_loader, extract_features
 from attmask_ray.eval.fewshot import fewshot_knn
-from attmask_ray.eval.knn import knn_classify
+from attmask_ray.eval.knn import check_bank, knn_classify
 from attmask_ray.eval.linear import train_linear, train_linear_augmented
 from attmask_ray.eval.masked import masked_robustness, masked_val_features
 from attmask_ray.results import append_results, config_columns
@@ -106,9 +106,10 @@ def num_classes_of(train: Features, val: Features, known: int | None = None) -> 
 def knn_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, float]:
     e = spec.eval_cfg
     kind = e.knn_feature
+    num_classes = num_classes_of(train, val, spec.num_classes)
+    check_bank(e.knn_k, len(train), spec.train_path)  # on real datasets already checked before any work
     res = knn_classify(train[kind], train.labels, val[kind], val.labels, ks=e.knn_k, temperature=e.knn_temperature,
-                       num_classes=num_classes_of(train, val, spec.num_classes), chunk=e.knn_chunk,
-                       device=spec.device)
+                       num_classes=num_classes, chunk=e.knn_chunk, device=spec.device)
     out = {f"knn_k{k}_top1": t1 for k, (t1, _) in res.items()} | {f"knn_k{k}_top5": t5 for k, (_, t5) in res.items()}
     head = HEADLINE_K if HEADLINE_K in res else e.knn_k[0]
     out["knn_top1"], out["knn_top5"] = res[head]
@@ -167,8 +168,11 @@ def _empty() -> Features:
     return Features({}, torch.zeros(0, dtype=torch.long))
 
 
-def _check_datasets(train_path: str, val_path: str) -> int:
-    """Class-count check on real datasets before any task starts; returns the class count."""
+def _check_datasets(train_path: str, val_path: str, knn_k: Sequence[int] = ()) -> int:
+    """Class-count and k-NN bank checks on real datasets before any task starts; returns the class count.
+
+    ``knn_k``: the k values of the knn task (none when it is not run); each must fit in the train split.
+    """
     from attmask_ray.data import check_dataset
 
     tr, va = check_dataset(train_path), check_dataset(val_path)
@@ -177,6 +181,7 @@ def _check_datasets(train_path: str, val_path: str) -> int:
     if tr.num_classes != va.num_classes:
         raise EvalError(f"class-count mismatch: train {train_path} has {tr.num_classes} classes, val {val_path} has "
                         f"{va.num_classes}; convert both splits with the same class list")
+    check_bank(knn_k, tr.num_samples, train_path)
     return int(tr.num_classes)
 
 
@@ -203,7 +208,8 @@ def run_evaluations(checkpoint_path: str | Path, tasks: str | Sequence[str] = TA
     val_path = str(val_path or cfg.data.val_path)
     if attn_checkpoint is not None:
         load_checkpoint(attn_checkpoint)  # fail now, not inside a task
-    num_classes = _check_datasets(train_path, val_path) if loader_factory is None else None
+    num_classes = (_check_datasets(train_path, val_path, eval_cfg.knn_k if "knn" in names else ())
+                   if loader_factory is None else None)
     spec = EvalSpec(str(ckpt.path), train_path, val_path, eval_cfg, which, attn_checkpoint,
                     loader_factory or default_loader, num_classes)
     train_kinds, val_kinds = needed_kinds(names, eval_cfg)

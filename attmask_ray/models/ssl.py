@@ -18,6 +18,25 @@ TeacherOut = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]  # cl
 TeacherOutWithEmbed = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]  # + [CLS] embeddings
 
 
+def masked_tokens(tokens: torch.Tensor, masks: torch.Tensor, n_masked: int | None = None,
+                  skip: int = 0) -> torch.Tensor:
+    """``tokens[:, skip:][masks]``: tokens [B, skip + n, D], masks [B, n] bool -> [M, D] in
+    ``masks.nonzero()`` order (``skip`` leading tokens, e.g. [CLS], are never selected).
+
+    With ``n_masked`` = M known on the host, no host sync: a stable sort puts the True
+    entries first in their original order and the first M rows are gathered; an
+    asynchronous device assert checks M (a wrong count stops the run on the device).
+    """
+    if n_masked is None:
+        return tokens[:, skip:][masks]
+    n = masks.shape[1]
+    flat = masks.reshape(-1)
+    torch._assert_async(flat.sum() == n_masked, "n_masked does not match the masks")
+    idx = torch.sort((~flat).to(torch.uint8), stable=True).indices[:n_masked]  # i * n + t
+    rows = idx + (torch.div(idx, n, rounding_mode="floor") + 1) * skip  # i * (skip + n) + skip + t
+    return tokens.reshape(-1, tokens.shape[-1]).index_select(0, rows)
+
+
 class SSLModel(nn.Module):
     """``backbone`` (MaskedViT) + ``head`` (IBOTHead): one student or teacher network."""
 
@@ -28,7 +47,7 @@ class SSLModel(nn.Module):
 
     def forward(self, global_crops: torch.Tensor, masks: torch.Tensor | None,
                 local_crops: torch.Tensor | None = None,
-                patch_mode: str = "masked") -> tuple[torch.Tensor, torch.Tensor | None]:
+                patch_mode: str = "masked", n_masked: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Student forward over all views.
 
         global_crops: [G*B, 3, Hg, Wg] (views stacked view-major); masks: BoolTensor
@@ -36,6 +55,9 @@ class SSLModel(nn.Module):
         patch_mode: "masked" -> patch logits only at masked positions, packed [M, K] in
         ``masks.nonzero()`` order (what the MIM loss uses); "all" -> dense [G*B, n, K];
         "none" -> no patch head (DINO variant).
+        n_masked: ``masks.sum()`` when the caller knows it on the host (``generate_masks(...,
+        return_count=True)``): the masked tokens are then gathered without a host sync
+        (boolean indexing has to read the count from the device); the result is the same.
         Returns (cls logits [(G+m)*B, K] with globals first, patch logits or None).
         """
         if patch_mode not in PATCH_MODES:
@@ -52,7 +74,7 @@ class SSLModel(nn.Module):
         elif patch_mode == "masked":
             if masks is None:
                 raise ValueError("patch_mode='masked' needs masks")
-            patch_logits = self.head.forward_patch(tokens[:, 1:][masks])
+            patch_logits = self.head.forward_patch(masked_tokens(tokens, masks, n_masked, skip=1))
         return cls_logits, patch_logits
 
     @torch.no_grad()

@@ -136,6 +136,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     device = resolve_device(cfg.scaling.use_gpu)
     if device.type == "cpu":
         torch.set_num_threads(max(1, int(cfg.scaling.cpus_per_worker)))
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    # one line per worker (scripts/gpu_check.sh counts them: every worker of every trial on cuda)
+    print(f"[attmask_ray] {trial} rank {rank}/{world}: training on {device} ({where})", flush=True)
     loader = build_train_loader(cfg.data, cfg.optim.batch_size // world, rank, world, device, seed=cfg.data.seed)
     state = TrainingState.build(cfg, steps_per_epoch=len(loader), device=device)
     ckpt = ray.train.get_checkpoint()

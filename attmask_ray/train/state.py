@@ -49,6 +49,16 @@ def compile_network(model: SSLModel, keep_eager_block: int | None = None) -> Non
     model.head.compile(dynamic=True)  # the student's patch head sees a varying number of masked tokens
 
 
+def adamw_implementation(params: list[torch.Tensor]) -> dict[str, bool]:
+    """AdamW kernel flags: ``fused`` when every parameter is on CUDA (one multi-tensor kernel
+    per dtype doing the whole update, no per-step host work), else ``foreach`` (the CPU path)."""
+    fused = bool(params) and all(p.device.type == "cuda" for p in params)
+    return {"fused": fused, "foreach": not fused}
+
+
+IMPLEMENTATION_KEYS = ("fused", "foreach")
+
+
 @dataclass
 class TrainingState:
     cfg: ExperimentConfig
@@ -81,8 +91,9 @@ class TrainingState:
             compile_network(student)
             compile_network(teacher, keep_eager_block=cfg.attn_layer)
         o = cfg.optim
-        optimizer = torch.optim.AdamW(param_groups(student, o.weight_decay), lr=0.0, weight_decay=0.0,
-                                      foreach=True)
+        groups = param_groups(student, o.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=0.0, weight_decay=0.0,
+                                      **adamw_implementation([p for g in groups for p in g["params"]]))
         schedules = Schedules(
             lr=scaled_lr(o.lr, o.batch_size), epochs=o.epochs, steps_per_epoch=steps_per_epoch, min_lr=o.min_lr,
             warmup_epochs=o.warmup_epochs, weight_decay=o.weight_decay, weight_decay_end=o.weight_decay_end,
@@ -111,5 +122,20 @@ class TrainingState:
         unwrap(self.student).load_state_dict(state["student"])
         self.teacher.load_state_dict(state["teacher"])
         self.loss.load_state_dict(state["loss"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(_with_own_implementation(state["optimizer"], self.optimizer))
         self.step = int(state["step"])
+
+
+def _with_own_implementation(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """``saved`` optimiser state with this optimiser's kernel flags (fused / foreach) in its groups.
+
+    ``Optimizer.load_state_dict`` takes every group setting from the saved groups, so a GPU
+    checkpoint (fused) resumed on the CPU would run the fused kernel there, and a CPU one
+    resumed on a GPU would lose it; the flags also decide where the ``step`` counters live
+    (on the parameter's device for fused, on the host for foreach), which the load applies.
+    """
+    if len(saved["param_groups"]) != len(optimizer.param_groups):
+        return saved  # torch's own load reports the mismatch
+    groups = [{**g, **{k: own[k] for k in IMPLEMENTATION_KEYS if k in own}}
+              for g, own in zip(saved["param_groups"], optimizer.param_groups)]
+    return {**saved, "param_groups": groups}

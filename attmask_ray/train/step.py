@@ -5,7 +5,9 @@
     student(masked globals, locals) -> iBOT (or DINO) loss -> backward -> clip -> AdamW
     EMA teacher; centres updated inside the loss after it is computed
 
-Scalars are returned as tensors (no host sync); the caller decides when to read them.
+No host synchronisation on CUDA (masks are drawn on the CPU and copied without waiting; the
+number of masked tokens is known on the host from those draws). Scalars are returned as
+tensors; the caller decides when to read them.
 Masks are drawn from a generator seeded by (seed, rank, step), so a resumed run redraws
 exactly the masks it would have drawn.
 """
@@ -71,12 +73,16 @@ def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
         t_cls, t_patch, attn = t_out[:3]
         mark("teacher")
         grid = unwrap(state.student).backbone.grid(tuple(globals_.shape[-2:]))
-        masks = generate_masks(
+        masks, n_masked = generate_masks(
             attn if needs_attention else None, grid, mk.strategy, ratio=mk.pred_ratio, prob=mk.masking_prob,
             show_max=mk.show_max, per_image_ratio=mk.per_image_ratio,
-            generator=mask_generator(cfg.seed, rank, step), batch_size=globals_.shape[0], device=globals_.device)
+            generator=mask_generator(cfg.seed, rank, step), batch_size=globals_.shape[0], device=globals_.device,
+            return_count=True)
         mark("masks")
-        s_cls, s_patch = state.student(globals_, masks, locals_, patch_mode=patch_mode if ibot else "none")
+        # n_masked (known on the host from the CPU draws) lets the student pack the masked tokens
+        # without reading the device: the whole step queues without a host sync
+        s_cls, s_patch = state.student(globals_, masks, locals_, patch_mode=patch_mode if ibot else "none",
+                                       n_masked=n_masked)
         mark("student")
         diag = _diagnostics(state, t_out, s_cls, s_patch, masks, values) if diagnostics else {}
         if ibot:

@@ -10,7 +10,7 @@ from attmask_ray.eval import tasks
 
 def test_cli_prints_table_and_appends_results(tiny_checkpoint, toy_loader, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tasks, "default_loader", toy_loader)
-    monkeypatch.setattr(tasks, "_check_datasets", lambda train, val: None)
+    monkeypatch.setattr(tasks, "_check_datasets", lambda train, val, knn_k=(): None)
     rc = evaluate.main([str(tiny_checkpoint), "--tasks", "knn,fewshot", "--local", "--out", str(tmp_path),
                         "--set", "eval.knn_k=(20,)"])
     out = capsys.readouterr().out

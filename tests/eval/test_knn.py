@@ -78,3 +78,28 @@ def test_bad_inputs_raise_clear_errors():
         knn_classify(train, labels, train, labels + 5, num_classes=3)
     with pytest.raises(EvalError, match="same model"):
         knn_classify(train, labels, torch.randn(10, 5), labels, num_classes=3)
+
+
+def test_check_bank_refuses_k_beyond_the_bank_in_one_line():
+    from attmask_ray.eval.knn import check_bank
+
+    check_bank((10, 16), 16, "bank")  # k equal to the bank size is fine
+    with pytest.raises(EvalError) as exc:
+        check_bank((10, 20, 100, 200), 16, "/data/bank")
+    msg = str(exc.value)
+    assert "\n" not in msg and "k=20,100,200" in msg and "/data/bank holds only 16 images" in msg
+    assert "eval.knn_k=(10,)" in msg and "data.knn_train_path" in msg
+    with pytest.raises(EvalError, match=r"set eval.knn_k=\(4,\)"):
+        check_bank((5,), 4)
+
+
+def test_knn_task_refuses_a_small_bank_instead_of_naming_a_capped_k(tiny_checkpoint):
+    import functools
+
+    from attmask_ray.eval.features import tensor_loader
+    from attmask_ray.eval.tasks import run_evaluations
+    from tests.eval.toy import tiny_config, toy_split
+
+    loader = functools.partial(tensor_loader, datasets={"train": toy_split(4, 0), "val": toy_split(2, 1)})  # 12 images
+    with pytest.raises(EvalError, match="k=20 but the k-NN bank train holds only 12 images"):
+        run_evaluations(tiny_checkpoint, "knn", local=True, loader_factory=loader, eval_cfg=tiny_config().eval)

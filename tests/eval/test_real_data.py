@@ -16,7 +16,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptio
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     src = tmp_path_factory.mktemp("photos")
-    make_photo_folder(src / "train", per_class=6, classes=3, size=(48, 64))
+    make_photo_folder(src / "train", per_class=7, classes=3, size=(48, 64))  # 21 >= k=20
     make_photo_folder(src / "val", per_class=2, classes=3, size=(48, 64), seed=1)
     out = tmp_path_factory.mktemp("shards")
     convert(src, out, WriteOptions(num_shards=1, max_resolution=48))
@@ -49,3 +49,20 @@ def test_linear_full_mode_trains_on_full_image_views(tiny_checkpoint, shards, tm
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "linear_top1" in captured.out
+
+
+def test_k_larger_than_the_bank_is_one_error_before_any_work(tiny_checkpoint, shards, monkeypatch, capsys):
+    """21 train images cannot give k=100/200 neighbours: refuse before extracting anything, instead of
+    capping k at 21 while naming the metric knn_k200."""
+    from attmask_ray.eval import tasks
+
+    def no_work(*a, **k):
+        raise AssertionError("features were extracted before the k values were checked")
+
+    monkeypatch.setattr(tasks, "extract_split", no_work)
+    rc = evaluate.main([str(tiny_checkpoint), "--tasks", "knn", "--local", "--train", str(shards / "train"),
+                        "--val", str(shards / "val"), "--set", "eval.knn_k=(10,20,100,200)"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith("error: eval.knn_k asks for k=100,200 but the k-NN bank")
+    assert f"{shards / 'train'} holds only 21 images" in err[0] and 'eval.knn_k=(10,20,)' in err[0]
