@@ -108,7 +108,7 @@ def test_sweep_verify_data_refuses_corrupted_shards_before_any_cluster(shards: P
 
     monkeypatch.setattr(ray, "init", refuse)
     monkeypatch.chdir(REPO)
-    target = f"sweeps/smoke.py:data.train_path={shards / 'train'},data.val_path={shards / 'val'},data.global_crop_size=28"
+    target = f"sweeps/smoke.py:data.train_path={shards / 'train'},data.val_path={shards / 'val'},data.global_crop_size=28,eval.knn_k=(1,)"
     _flip_middle(shards / "val" / "shard-00000.beton")
     assert sweep_cli.main([target, "--storage", "/tmp/never", "--verify-data"]) == 2
     out = capsys.readouterr().out
