@@ -24,7 +24,7 @@ def get_config(arg: str = "") -> ExperimentConfig:
     global _EMBEDDED
     _EMBEDDED = arg == "embedded"
     if _EMBEDDED:
-        return embedded("ablation_embedded", root="data/fashion_mnist_10k", epochs=20,
+        return embedded("ablation_embedded", root="data/fashion_mnist_10k", epochs=20, depth=6,  # attn layers 3..6
                         eval_every=5)
     cfg = ExperimentConfig(name="ablation")
     return apply_overrides(cfg, {"scaling.num_workers": 8, "scaling.use_gpu": True, "scaling.cpus_per_worker": 8.0,

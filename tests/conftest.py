@@ -81,5 +81,6 @@ def tiny_experiment(root, **over):
 
     cfg = embedded("test", root=str(root), epochs=2, batch_size=32, width=48, depth=3, heads=3, out_dim=64,
                    local_crops=2, eval_every=1)
-    base = {"eval.batch_size": 1024, "eval.knn_k": (10, 20), "scaling.log_every": 2}
+    base = {"eval.batch_size": 1024, "eval.knn_k": (10, 20), "scaling.log_every": 2,
+            "model.patch_size": 4, "data.local_crop_size": 12}  # 7x7 / 3x3 grids, as the tests expect
     return apply_overrides(cfg, {**base, **over})
