@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from attmask_ray.masking import packed_index
+
 TRAIN_DIAGNOSTICS = ("teacher_entropy", "teacher_student_kl", "teacher_patch_entropy",
                      "teacher_student_patch_kl", "teacher_embed_std", "embed_std_ratio")
 EVAL_DIAGNOSTICS = ("val_mean_cosine", "fg_attention_share", "fg_patch_frac")
@@ -33,7 +35,7 @@ DIAGNOSTICS = TRAIN_DIAGNOSTICS + EVAL_DIAGNOSTICS
 
 __all__ = ["DIAGNOSTICS", "EVAL_DIAGNOSTICS", "TRAIN_DIAGNOSTICS", "relative_entropy", "kl_divergence",
            "embedding_std", "mean_pairwise_cosine", "foreground_patches", "foreground_attention_share",
-           "masked_mean", "packed_index", "step_diagnostics", "ForegroundShare"]
+           "masked_mean", "step_diagnostics", "ForegroundShare"]
 
 
 def relative_entropy(probs: Tensor) -> Tensor:
@@ -64,13 +66,6 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``values`` ``[...]`` over the True entries of ``mask`` (same shape); 0 when none."""
     w = mask.to(values.dtype)
     return (values * w).sum() / w.sum().clamp(min=1)
-
-
-def packed_index(masks: Tensor, n_masked: int) -> Tensor:
-    """Flat indices ``[n_masked]`` of the True entries of ``masks`` in ``masks.nonzero()`` order,
-    without a host sync (``n_masked`` = ``masks.sum()`` known on the host, e.g. a packed
-    tensor's length): a stable sort puts the True entries first in their original order."""
-    return torch.sort((~masks.reshape(-1).bool()).to(torch.uint8), stable=True).indices[:n_masked]
 
 
 def embedding_std(x: Tensor) -> Tensor:

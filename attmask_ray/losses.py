@@ -25,6 +25,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attmask_ray.masking import packed_index
+
 __all__ = ["Centering", "IBOTLoss", "DINOLoss", "cls_distillation_loss"]
 
 
@@ -245,8 +247,7 @@ class IBOTLoss(nn.Module):
         n_masked = student_patch.shape[0]  # M, a Python int: no host sync needed
         # Flat indices of the masked tokens in nonzero() order, without a sync: a stable
         # sort puts all True entries first, keeping their original order.
-        flat = masks.reshape(-1)
-        idx = torch.sort((~flat).to(torch.uint8), stable=True).indices[:n_masked]
+        idx = packed_index(masks, n_masked)
         if teacher_patch.dim() == 3:
             teacher_patch = teacher_patch.reshape(n_img * n_tok, -1).index_select(0, idx)
         if teacher_patch.shape != student_patch.shape:

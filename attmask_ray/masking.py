@@ -12,7 +12,7 @@ import math
 
 import torch
 
-__all__ = ["RATIO_PER_IMAGE", "STRATEGIES", "generate_masks", "mask_ratio"]
+__all__ = ["RATIO_PER_IMAGE", "STRATEGIES", "generate_masks", "mask_ratio", "packed_index"]
 
 STRATEGIES = ("block", "random", "attmask_high", "attmask_low", "attmask_hint")
 _NEEDS_SCORES = ("attmask_high", "attmask_low", "attmask_hint")
@@ -108,6 +108,13 @@ def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy:
             revealed = ((pick < k[:, None]) & (torch.arange(c, device=src)[None, :] < m[:, None])).sum(1)
             kept = torch.where(keep, k - revealed, 0)
     return done(masks & _to(keep, dev)[:, None], kept.sum())
+
+
+def packed_index(masks: torch.Tensor, n_masked: int) -> torch.Tensor:
+    """Flat indices ``[n_masked]`` of the True entries of ``masks`` (any shape) in
+    ``masks.nonzero()`` order, without a host sync (``n_masked`` = ``masks.sum()`` known on the
+    host): a stable sort puts the True entries first in their original order."""
+    return torch.sort((~masks.reshape(-1).bool()).to(torch.uint8), stable=True).indices[:n_masked]
 
 
 def mask_ratio(masks: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from attmask_ray.masking import packed_index
 from attmask_ray.models.head import IBOTHead
 from attmask_ray.models.vit import MaskedViT
 
@@ -30,9 +31,8 @@ def masked_tokens(tokens: torch.Tensor, masks: torch.Tensor, n_masked: int | Non
     if n_masked is None:
         return tokens[:, skip:][masks]
     n = masks.shape[1]
-    flat = masks.reshape(-1)
-    torch._assert_async(flat.sum() == n_masked, "n_masked does not match the masks")
-    idx = torch.sort((~flat).to(torch.uint8), stable=True).indices[:n_masked]  # i * n + t
+    torch._assert_async(masks.sum() == n_masked, "n_masked does not match the masks")
+    idx = packed_index(masks, n_masked)  # i * n + t
     rows = idx + (torch.div(idx, n, rounding_mode="floor") + 1) * skip  # i * (skip + n) + skip + t
     return tokens.reshape(-1, tokens.shape[-1]).index_select(0, rows)
 

@@ -24,6 +24,14 @@ def is_objective_key(key: str) -> bool:
     return key.startswith(OBJECTIVE_PREFIX)
 
 
+def member_row(row: dict[str, Any], label: str, knob: str, mean: dict[str, float] | None) -> dict[str, Any]:
+    """A member run's report as Tune sees it: its own objective values renamed ``member_<key>``,
+    the mean over members (when known) as the objective keys, and the member's label and knob."""
+    own = {f"member_{k}": v for k, v in row.items() if is_objective_key(k)}
+    rest = {k: v for k, v in row.items() if not is_objective_key(k)}
+    return rest | own | (mean or {}) | {"member": label, "member_knob": knob}
+
+
 def mean_objective(history: dict[str, dict[float, dict[str, float]]], labels: list[str],
                    epoch: float) -> dict[str, float]:
     """Mean of the objective keys at ``epoch`` over all ``labels``; {} until every member has it.
@@ -68,6 +76,4 @@ class MemberReportCallback(TuneReportCallback):
         row = metrics[0]
         own = {k: float(v) for k, v in row.items() if is_objective_key(k) and isinstance(v, (int, float))}
         mean = ray.get(self.history.add.remote(self.label, self.labels, float(row.get("epoch", -1.0)), own))
-        tagged = {k: v for k, v in row.items() if not is_objective_key(k)}
-        tagged |= {f"member_{k}": v for k, v in own.items()} | mean | {"member": self.label, "member_knob": self.knob}
-        super().after_report(run_context, [tagged, *metrics[1:]], checkpoint)
+        super().after_report(run_context, [member_row(row, self.label, self.knob, mean), *metrics[1:]], checkpoint)

@@ -57,12 +57,13 @@ def run_trial(params: dict[str, Any]) -> None:
 
     history = ObjectiveHistory.options(num_cpus=0).remote()
     labels = [label for label, _ in members]
+    knob = next(iter(params["_objective_over"]))
     for label, overrides in members:
         member_cfg = apply_overrides(cfg, overrides)
         result = _fit(member_cfg, f"{trial_name}_train_{label}", f"{trial_name}/{label}", params["_storage"],
-                      (history, label, labels, next(iter(params["_objective_over"]))))
+                      (history, label, labels, knob))
         last = label == labels[-1]
-        _finish(member_cfg, result, trial_name, params, member=label,
+        _finish(member_cfg, result, trial_name, params, member=(label, knob),
                 objective=ray.get(history.last_mean.remote()) if last else None)
 
 
@@ -107,7 +108,7 @@ def _fit(cfg: ExperimentConfig, run_name: str, trial_label: str, storage: str, m
 
 
 def _finish(cfg: ExperimentConfig, result: Any, trial_name: str, params: dict[str, Any],
-            member: str | None = None, objective: dict[str, float] | None = None) -> None:
+            member: tuple[str, str] | None = None, objective: dict[str, float] | None = None) -> None:
     """Stop on a training stop reason; run the sweep's evaluation tasks on the final checkpoint.
 
     For a member run (mean objective), the final-evaluation row carries the member's label,
@@ -133,10 +134,8 @@ def _finish(cfg: ExperimentConfig, result: Any, trial_name: str, params: dict[st
             final = {**final, "eval_error": message}
         row = {k: v for k, v in final.items() if isinstance(v, (int, float, str))}
         if member is not None:  # the final-evaluation row belongs to this member; the mean comes from all
-            from attmask_ray.train.objective import is_objective_key
+            from attmask_ray.train.objective import member_row
 
-            row = ({k: v for k, v in row.items() if not is_objective_key(k)}
-                   | {f"member_{k}": v for k, v in row.items() if is_objective_key(k)}
-                   | (objective or {}) | {"member": member, "member_knob": next(iter(params["_objective_over"]))})
+            row = member_row(row, *member, objective)
         ray.tune.report({**row, **{f"eval/{k}": v for k, v in metrics.items()}, "source": "final_eval",
                          "checkpoint_path": result.checkpoint.path})

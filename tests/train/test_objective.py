@@ -97,3 +97,12 @@ def test_sweep_with_mean_objective_runs_every_member(ray_cluster, embedded_root,
     assert sorted(final["member"]) == ["attmask_high", "block"]
     assert len({Path(c).parent.name for c in final["checkpoint"]}) == 2
     assert "best trials by knn_top1" in done.stdout
+
+
+def test_member_row_renames_own_objective_and_adds_the_mean():
+    from attmask_ray.train.objective import member_row
+
+    row = {"knn_top1": 60.0, "loss": 1.0, "epoch": 2.0}
+    assert member_row(row, "block", "mask.strategy", None) == {
+        "loss": 1.0, "epoch": 2.0, "member_knn_top1": 60.0, "member": "block", "member_knob": "mask.strategy"}
+    assert member_row(row, "block", "mask.strategy", {"knn_top1": 55.0})["knn_top1"] == 55.0
