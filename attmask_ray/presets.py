@@ -10,16 +10,20 @@
   ``RECIPE_SOURCE``. A test checks these values against that results table. The warm-ups
   were searched as epochs of a 6-epoch run and scale with ``epochs`` here.
 * fixed for 28 px images: a timm ViT with patch 7 (4x4 global grid) and 14 px local crops
-  (2x2 grid), ``eval_resize`` 28, Fashion-MNIST mean/std, the foreground threshold of the
-  attention diagnostics.
+  (2x2 grid), ``eval_resize`` 28, the foreground threshold of the attention diagnostics; the
+  pixel mean/std are the ones the converter recorded for the train split (Fashion-MNIST's
+  constants for conversions made before statistics were recorded), so another 28 px dataset
+  converted with ``data_prep.imagefolder`` needs only its root.
 Nothing is tuned per strategy: every strategy and knob of the embedded sweeps shares this.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from attmask_ray.config import ExperimentConfig, from_dict
+from data_prep.manifest import read_mean_std
 
 EMBEDDED_ROOT = "data/fashion_mnist"
 FASHION_MEAN = (0.286, 0.286, 0.286)  # Fashion-MNIST pixel statistics (gray replicated to RGB)
@@ -53,11 +57,22 @@ def recipe(epochs: int) -> dict[str, Any]:
     return out
 
 
+def val_split(root: str) -> str:
+    """The evaluation split under ``root``: ``test/`` (data_prep.fashion_mnist) or ``val/``
+    (data_prep.imagefolder); ``test/`` when neither exists (the data check then names it)."""
+    for split in ("test", "val"):
+        if Path(root, split).is_dir():
+            return f"{root}/{split}"
+    return f"{root}/test"
+
+
 def embedded(name: str = "embedded", root: str = EMBEDDED_ROOT, *, epochs: int = 10, batch_size: int | None = None,
              width: int | None = None, depth: int | None = None, heads: int | None = None,
              out_dim: int | None = None, local_crops: int | None = None, workers: int = 1, eval_every: int = 5,
              extra: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Fashion-MNIST config: ``root`` holds train/ and test/ shards (data_prep.fashion_mnist OUT).
+    """Config for 28 px shards: ``root`` holds train/ and test/ (data_prep.fashion_mnist OUT) or
+    train/ and val/ (data_prep.imagefolder OUT). Normalisation uses the pixel mean/std recorded in
+    the train manifest at conversion, else the Fashion-MNIST constants (older conversions).
 
     The recipe (``RECIPE``) with its warm-ups scaled to ``epochs``; the keyword arguments
     (batch size, ViT width/depth/heads, head K, local crops) and ``extra`` (dotted keys)
@@ -70,12 +85,13 @@ def embedded(name: str = "embedded", root: str = EMBEDDED_ROOT, *, epochs: int =
         if value is not None:
             values[key] = value
     values.update(extra or {})
+    mean, std = read_mean_std(f"{root}/train") or (FASHION_MEAN, FASHION_STD)
     cfg: dict[str, Any] = dict(
         name=name,
         model=dict(arch="vit_tiny_patch16_224", patch_size=7),
-        data=dict(train_path=f"{root}/train", val_path=f"{root}/test",
+        data=dict(train_path=f"{root}/train", val_path=val_split(root),
                   global_crop_size=28, local_crop_size=14, eval_resize=28,
-                  mean=FASHION_MEAN, std=FASHION_STD, num_workers=1),
+                  mean=mean, std=std, num_workers=1),
         optim=dict(epochs=epochs),
         loss=dict(),
         eval=dict(eval_every=eval_every, batch_size=512, fewshot_tries=5,

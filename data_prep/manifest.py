@@ -16,7 +16,10 @@ One manifest row per source file considered (kept or skipped)::
 Schema metadata (bytes -> bytes, JSON values) records ``max_resolution``, ``write_mode``,
 ``jpeg_quality``, ``format_version``, ``num_shards`` and ``shard_sha256`` ({shard file name:
 SHA-256 hex of the whole file}, see :mod:`data_prep.checksums`; absent in manifests written
-before checksums existed). Dataset order = shards sorted by name, rows by
+before checksums existed), and ``mean`` / ``std`` (per-channel pixel statistics in [0, 1] of the
+stored images, for normalisation; absent in older manifests). Each shard's part under
+``.parts/`` records its SHA-256 and ``pixel_stats`` (sums the split's mean/std are built from).
+Dataset order = shards sorted by name, rows by
 ``index``; that order defines the global sample index used by eval loaders.
 """
 
@@ -34,6 +37,7 @@ MANIFEST = "manifest.parquet"
 CLASSES = "classes.txt"
 PARTS = ".parts"  # per-shard manifest parts, written before the shard is renamed into place
 FORMAT_VERSION = 1
+PIXEL_STATS = "pixel_stats"
 SHARD_GLOB = "shard-*.beton"
 
 SCHEMA = pa.schema([
@@ -73,10 +77,22 @@ def write_text_atomic(text: str, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def read_meta(table: pa.Table) -> dict[str, Any]:
-    """The manifest's schema metadata as plain values."""
-    raw = table.schema.metadata or {}
+def read_meta(table: pa.Table | pa.Schema) -> dict[str, Any]:
+    """The manifest's schema metadata as plain values (from a table or just its schema)."""
+    schema = table if isinstance(table, pa.Schema) else table.schema
+    raw = schema.metadata or {}
     return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+
+def read_mean_std(folder: str | Path) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The per-channel pixel mean and std recorded at conversion in ``folder``'s manifest, or None
+    (no manifest, or one written before statistics were recorded)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    meta = read_meta(pq.read_schema(path))
+    mean, std = meta.get("mean"), meta.get("std")
+    return (tuple(mean), tuple(std)) if mean and std else None
 
 
 def write_classes(classes: list[str], folder: str | Path) -> None:

@@ -14,9 +14,9 @@ import multiprocessing as mp
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # DatasetWriter's own tqdm bar; we draw a rich one
 
@@ -26,11 +26,13 @@ import pyarrow.parquet as pq
 
 from attmask_ray.data.errors import DataError
 from data_prep.checksums import META_KEY, file_sha256
-from data_prep.manifest import (FORMAT_VERSION, MANIFEST, PARTS, read_meta, rows_to_table, shard_name, write_classes,
+from data_prep.manifest import (FORMAT_VERSION, MANIFEST, PARTS, PIXEL_STATS, read_meta, rows_to_table, shard_name, write_classes,
                                 write_table_atomic, write_text_atomic, SCHEMA)
 from data_prep.source_image import Decoded
 
-WRITE_MODES = ("jpg", "raw")
+WRITE_MODES = ("auto", "jpg", "raw")
+RAW_MAX_SIDE = 64  # "auto": images whose stored longer side is at most this are stored raw (lossless)
+AUTO_PROBES = 16  # "auto": decoded samples (spread over the split) that decide the mode
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,9 @@ class SampleLoader(Protocol):
 class WriteOptions:
     num_shards: int = 1  # shards for this split (more shards: finer resume, parallel writing)
     max_resolution: int | None = 256  # longer side cap in pixels (None keeps the source size)
-    write_mode: str = "jpg"  # "jpg" (JPEG at jpeg_quality) or "raw" (uint8 pixels; best for tiny images)
+    # "auto": raw when the stored images are small (longer side <= RAW_MAX_SIDE: JPEG artefacts
+    # would shift the features of 28 px digits), else jpg; "jpg" (JPEG at jpeg_quality); "raw" (uint8 pixels)
+    write_mode: str = "auto"
     jpeg_quality: int = 90
     workers: int = 1  # processes writing shards in parallel
 
@@ -78,6 +82,9 @@ class Report:
     shards_written: int = 0
     shards_kept: int = 0
     seconds: float = 0.0
+    write_mode: str = ""  # the mode used ("auto" resolved)
+    mean: tuple[float, ...] | None = None  # per-channel pixel mean / std in [0, 1] (None: not recorded)
+    std: tuple[float, ...] | None = None
 
     @property
     def images_per_s(self) -> float:
@@ -153,7 +160,7 @@ def _write_shard(out: Path, shard_id: int, items: Sequence[Item], opts: WriteOpt
         small = opts.max_resolution is not None and opts.max_resolution <= 800
         DatasetWriter(str(tmp), fields, num_workers=1, page_size=(1 << 21) if small else (1 << 23)).from_indexed_dataset(_Images(images, labels), chunksize=256)
     # the checksum goes into the manifest part before the shard is renamed into place
-    part_meta = {META_KEY: file_sha256(tmp)} if images else None
+    part_meta = {META_KEY: file_sha256(tmp), PIXEL_STATS: pixel_sums(images)} if images else None
     write_table_atomic(rows_to_table(rows, part_meta), out / PARTS / f"{name}.parquet")
     if images:
         os.replace(tmp, final)
@@ -161,6 +168,41 @@ def _write_shard(out: Path, shard_id: int, items: Sequence[Item], opts: WriteOpt
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     return counts
+
+
+def pixel_sums(images: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Per-channel sums of pixel values (in [0, 1]) and of their squares, and the pixel count, of
+    [H, W, 3] uint8 images: shard parts add up to the split's mean/std."""
+    total, sq, n = np.zeros(3), np.zeros(3), 0
+    for img in images:
+        px = img.reshape(-1, img.shape[-1]).astype(np.float64) / 255.0
+        total += px.sum(0)
+        sq += np.square(px).sum(0)
+        n += px.shape[0]
+    return {"n": n, "sum": total.tolist(), "sumsq": sq.tolist()}
+
+
+def mean_std(parts: Sequence[Mapping[str, Any]]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The split's per-channel mean and std from the shards' :func:`pixel_sums`; None if any is missing."""
+    if not parts or any(not isinstance(p, Mapping) for p in parts):
+        return None
+    n = sum(p["n"] for p in parts)
+    total = np.sum([p["sum"] for p in parts], axis=0)
+    sq = np.sum([p["sumsq"] for p in parts], axis=0)
+    mean = total / n
+    std = np.sqrt(np.maximum(sq / n - mean ** 2, 0.0))
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+def resolve_write_mode(items: Sequence[Item], opts: WriteOptions, loader: SampleLoader) -> WriteOptions:
+    """``write_mode="auto"`` made concrete: decode up to AUTO_PROBES items spread over the split;
+    raw (lossless) when every decoded one is at most RAW_MAX_SIDE on its longer side, else jpg."""
+    if opts.write_mode != "auto":
+        return opts
+    step = max(1, len(items) // AUTO_PROBES)
+    sides = [max(d.image.shape[:2]) for d in (loader(it) for it in list(items)[::step][:AUTO_PROBES])
+             if d.image is not None]
+    return replace(opts, write_mode="raw" if sides and max(sides) <= RAW_MAX_SIDE else "jpg")
 
 
 def _shard_done(out: Path, shard_id: int) -> bool:
@@ -194,6 +236,7 @@ def write_shards(items: Sequence[Item], classes: Sequence[str], out: str | Path,
     out = Path(out)
     if not items:
         raise DataError(f"no images to convert into {out}; check the source folder and the subset options")
+    opts = resolve_write_mode(items, opts, loader)
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     plan = _plan_fingerprint(items, classes, opts)
     plan_path = out / PARTS / "plan.json"
@@ -249,6 +292,10 @@ def write_shards(items: Sequence[Item], classes: Sequence[str], out: str | Path,
     table = pa.concat_tables(tables).cast(SCHEMA)
     meta = {"max_resolution": opts.max_resolution, "write_mode": opts.write_mode, "jpeg_quality": opts.jpeg_quality,
             "format_version": FORMAT_VERSION, "num_shards": num_shards, META_KEY: checksums}
+    stats = mean_std([read_meta(t).get(PIXEL_STATS) for s, t in enumerate(tables) if (out / shard_name(s)).exists()])
+    if stats:
+        meta["mean"], meta["std"] = report.mean, report.std = stats
+    report.write_mode = opts.write_mode
     table = table.replace_schema_metadata({k: json.dumps(v) for k, v in meta.items()})
     write_classes(list(classes), out)
     write_table_atomic(table, out / MANIFEST)
@@ -272,5 +319,8 @@ def print_report(report: Report, skipped_examples: list[tuple[str, str]] | None 
     Console().print(f"[bold]{report.out}[/]: {report.total} files -> ok {c.get('ok', 0)}, converted {c.get('converted', 0)}, "
                     f"skipped {c.get('skipped', 0)}; shards written {report.shards_written}, kept {report.shards_kept}; "
                     f"{report.images_per_s:,.0f} img/s")
+    stats = (f"; pixel mean {list(report.mean)} std {list(report.std)} (recorded in the manifest)"
+             if report.mean and report.std else "")
+    Console().print(f"  stored as {report.write_mode or '?'}{stats}", soft_wrap=True)
     for src, reason in (skipped_examples or [])[:5]:
         Console().print(f"  skipped {src}: {reason}")

@@ -1,6 +1,7 @@
 """Read one source image file into an RGB uint8 array, fixing what can be fixed.
 
-CMYK, grayscale, palette and alpha images are converted to RGB; a PNG (or other format)
+CMYK, high-bit-depth grayscale, palette and alpha images are converted to RGB (status
+"converted"); 8-bit grayscale is replicated to 3 channels, which loses nothing (status "ok"); a PNG (or other format)
 disguised as ``.JPEG`` is decoded by its real format. Empty, corrupt and truncated files
 cannot be fixed and are reported with a reason instead of raising, and so are images
 whose shorter side is under :data:`MIN_SIDE` pixels (as found or once shrunk to the
@@ -76,7 +77,9 @@ def decode_file(path: str | Path, max_resolution: int | None = None) -> Decoded:
     if img.mode != "RGB":
         if img.mode == "CMYK":
             reasons.append("CMYK converted to RGB")
-        elif img.mode in ("L", "LA", "I", "I;16", "F", "1"):
+        elif img.mode in ("L", "1"):
+            pass  # 8-bit / 1-bit gray replicated to 3 channels: lossless, stored as found ("ok")
+        elif img.mode in ("LA", "I", "I;16", "F"):
             reasons.append(f"grayscale ({img.mode}) converted to RGB")
         else:
             reasons.append(f"mode {img.mode} converted to RGB")

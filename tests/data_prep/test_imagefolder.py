@@ -29,7 +29,7 @@ def test_bad_files_are_fixed_or_skipped_with_reasons(photo_shards: Path) -> None
     assert rows["zz_corrupt.JPEG"]["reason"].startswith("corrupt")
     assert rows["zz_truncated.JPEG"]["status"] == "skipped" and "truncated" in rows["zz_truncated.JPEG"]["reason"]
     assert rows["zz_cmyk.JPEG"]["status"] == "converted" and "CMYK" in rows["zz_cmyk.JPEG"]["reason"]
-    assert rows["zz_gray.JPEG"]["status"] == "converted" and "grayscale" in rows["zz_gray.JPEG"]["reason"]
+    assert rows["zz_gray.JPEG"]["status"] == "ok" and rows["zz_gray.JPEG"]["reason"] == ""  # 8-bit gray: lossless
     assert rows["zz_png.JPEG"]["status"] == "converted" and "PNG disguised" in rows["zz_png.JPEG"]["reason"]
     ok = [r for r in rows.values() if r["status"] != "skipped"]
     assert all(max(r["height"], r["width"]) == 96 for r in ok)  # 120x160 shrunk to max side 96
