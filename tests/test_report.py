@@ -149,3 +149,13 @@ def test_learning_health_without_diagnostic_columns_is_a_note(strategies_dir):
     assert report.health.plot is None and not (strategies_dir / "report" / "diagnostics_vs_epoch.png").exists()
     md = report.markdown.read_text()
     assert "## Learning health" in md and "no collapse-diagnostic columns" in md
+
+
+def test_accuracy_axis_starts_at_the_floor_and_never_zooms_into_noise():
+    from attmask_ray.report.plots import MIN_SPAN, accuracy_limits
+
+    curve = [68.05, 68.24, 68.25, 68.32]  # a flat tail: 0.3 points of noise
+    assert accuracy_limits(curve, [60.94, 80.72]) == pytest.approx((59.94, 81.72))
+    lo, hi = accuracy_limits(curve)
+    assert hi - lo == pytest.approx(MIN_SPAN) and lo < min(curve) and hi > max(curve)
+    assert accuracy_limits([]) is None

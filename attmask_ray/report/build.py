@@ -66,7 +66,8 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
         notes.append(f"plotted metric {metric!r} is not in results.parquet: no plots "
                      f"(metric columns present: {', '.join(metric_columns(df)) or 'none'})")
     else:
-        plots["epoch"] = metric_vs_epoch(df, trials, summary.keys, metric, out / f"{metric}_vs_epoch.png", knobs)
+        plots["epoch"] = metric_vs_epoch(df, trials, summary.keys, metric, out / f"{metric}_vs_epoch.png", knobs,
+                                         floors=floor_rows(floors))
         for knob in knobs:
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", knob_label(knob))
             plots[knob] = metric_vs_knob(trials, knob, metric, out / f"{metric}_vs_{name}.png", knobs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 
@@ -30,12 +31,31 @@ def group_label(keys: list[str], values: tuple, shown: list[str]) -> str:
     return ", ".join(parts) or "all trials"
 
 
+MIN_SPAN = 5.0  # accuracy points: a y-axis never zooms below this, so noise does not look like a trend
+
+
+def accuracy_limits(values: Sequence[float], floors: Sequence[float] = ()) -> tuple[float, float] | None:
+    """y-axis limits of an accuracy plot: every value and floor inside with a 1-point margin (the
+    axis starts at the lowest floor), at least MIN_SPAN points tall; None without values."""
+    every = [*values, *floors]
+    if not every:
+        return None
+    lo, hi = min(every) - 1.0, max(every) + 1.0
+    if hi - lo < MIN_SPAN:
+        mid = (hi + lo) / 2
+        lo, hi = mid - MIN_SPAN / 2, mid + MIN_SPAN / 2
+    return lo, hi
+
+
 def metric_vs_epoch(df: pd.DataFrame, trials: pd.DataFrame, keys: list[str], metric: str,
-                    out: Path, shown: list[str] | None = None) -> Plot:
+                    out: Path, shown: list[str] | None = None,
+                    floors: Sequence[tuple[str, float, float]] = ()) -> Plot:
     """Mean (± std band over seeds) of ``metric`` per epoch, one line per table row (Fig. 4).
 
     df: the raw results rows; trials: one row per trial with the key columns; shown: the
-    keys named in the legend (default all keys; the swept knobs in reports).
+    keys named in the legend (default all keys; the swept knobs in reports); floors: (name,
+    k-NN top-1, top-5) references drawn as dashed lines on a k-NN top-1 plot, whose y-axis
+    then starts at the lowest floor. Any accuracy axis spans at least MIN_SPAN points.
     """
     shown = keys if shown is None else shown
     rows = df[df[metric].notna()][["trial_id", "epoch", metric]] if "epoch" in df else df.iloc[:0]
@@ -53,6 +73,14 @@ def metric_vs_epoch(df: pd.DataFrame, trials: pd.DataFrame, keys: list[str], met
             std = curve["std"].fillna(0)
             ax.fill_between(curve.index, curve["mean"] - std, curve["mean"] + std, color=line.get_color(), alpha=0.2)
         labels.append(label)
+    refs = [(name, top1) for name, top1, _ in floors] if metric.startswith("knn_top1") else []
+    for name, top1 in refs:
+        ax.axhline(top1, linestyle="--", linewidth=1, color="gray")
+        ax.annotate(f"{name} floor {top1:.1f}", (0.01, top1), xycoords=("axes fraction", "data"),
+                    va="bottom", fontsize=7, color="dimgray")
+    limits = accuracy_limits(per_trial[metric].dropna().tolist(), [t for _, t in refs])
+    if limits:
+        ax.set_ylim(*limits)
     ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} vs epoch (mean ± std over seeds)")
     ax.grid(alpha=0.3)
     if labels:
