@@ -3,7 +3,8 @@
     python -m attmask_ray.export CKPT OUT.pth [--student]
 
 writes ``OUT.pth`` (the timm ViT ``state_dict``: no mask token, no head) and
-``OUT.json`` ({"model_name": ..., "kwargs": {...}}) and prints how to load it::
+``OUT.json`` ({"model_name": ..., "kwargs": {...}, "preprocessing": {mean, std, resize,
+input_size, ...}}) and prints how to load it::
 
     model = timm.create_model(name, pretrained=False, **kwargs)
     model.load_state_dict(torch.load("OUT.pth"), strict=True)
@@ -43,6 +44,15 @@ def timm_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
     return kwargs
 
 
+def preprocessing(cfg: ExperimentConfig) -> dict[str, Any]:
+    """How evaluation inputs were made for this model (what a user must reproduce): RGB in [0, 1]
+    normalised by ``mean``/``std``, shorter side resized to ``resize`` (OpenCV area/linear), centre crop
+    ``input_size``."""
+    d = cfg.data
+    return {"mean": list(d.mean), "std": list(d.std), "resize": d.eval_resize, "input_size": d.global_crop_size,
+            "interpolation": "opencv area (shrink) / linear (enlarge)", "channels": "RGB"}
+
+
 def export_backbone(checkpoint: str | Path, out: str | Path, which: str = "teacher") -> tuple[Path, Path, dict[str, Any]]:
     """Write ``out`` (timm state dict) and ``out`` with suffix .json; returns (pth, json, spec)."""
     out = Path(out)
@@ -57,7 +67,7 @@ def export_backbone(checkpoint: str | Path, out: str | Path, which: str = "teach
     state = {k: v.detach().clone() for k, v in backbone.vit.state_dict().items()}
     torch.save(state, out)
     spec = {"model_name": ckpt.config.model.arch, "kwargs": timm_kwargs(ckpt.config), "which": which,
-            "checkpoint": str(ckpt.path), "step": ckpt.step}
+            "checkpoint": str(ckpt.path), "step": ckpt.step, "preprocessing": preprocessing(ckpt.config)}
     meta = out.with_suffix(".json")
     meta.write_text(json.dumps(spec, indent=2) + "\n")
     return out, meta, spec

@@ -16,6 +16,10 @@ def test_export_loads_strictly_into_timm_and_reproduces_features(tiny_checkpoint
     assert main([str(tiny_checkpoint), str(tmp_path / "vit.pth")]) == 0
     assert "strict=True" in capsys.readouterr().out
     spec = json.loads((tmp_path / "vit.json").read_text())
+    cfg = load_checkpoint(tiny_checkpoint).config
+    pre = spec["preprocessing"]  # what a user of the export must reproduce
+    assert (pre["mean"], pre["std"]) == (list(cfg.data.mean), list(cfg.data.std))
+    assert (pre["resize"], pre["input_size"], pre["channels"]) == (cfg.data.eval_resize, cfg.data.global_crop_size, "RGB")
     model = timm.create_model(spec["model_name"], pretrained=False, **spec["kwargs"])
     model.load_state_dict(torch.load(tmp_path / "vit.pth"), strict=True)
     model.eval()
