@@ -125,9 +125,28 @@ def _value(v: Any, default: float) -> float:
     return default if _missing(v) else v
 
 
+def checkpoint_kept(path: str) -> bool:
+    """Whether a row's checkpoint can still be loaded: a local folder that exists (Train keeps only
+    ``scaling.num_to_keep`` per trial), or a URI (not checked here); False for no checkpoint."""
+    return bool(path) and ("://" in path or Path(path).exists())
+
+
+def last_kept_checkpoints(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """{trial_id: the checkpoint of its latest row whose checkpoint is kept}."""
+    out: dict[str, str] = {}
+    for row in rows:
+        if row.get("checkpoint_kept"):
+            out[str(row["trial_id"])] = str(row["checkpoint"])
+    return out
+
+
 def write_sweep_results(exp_dir: Path, rows: list[dict[str, Any]]) -> Path:
-    """Replace this sweep's rows (keep rows written by others, e.g. the evaluate CLI); atomic."""
+    """Replace this sweep's rows (keep rows written by others, e.g. the evaluate CLI); atomic.
+    Each row says whether its checkpoint is still on disk (``checkpoint_kept``)."""
     import os
+
+    for row in rows:
+        row["checkpoint_kept"] = checkpoint_kept(str(row.get("checkpoint") or ""))
 
     path = exp_dir / FILENAME
     frames = []

@@ -132,3 +132,24 @@ def test_journal_callback_appends_each_result_and_attaches_to_a_restored_tuner(t
     tuner = SimpleNamespace(_local_tuner=SimpleNamespace(get_run_config=lambda: run_config))
     attach_journal(tuner, path)
     assert run_config.callbacks[0] == "other" and run_config.callbacks[1].path == path
+
+
+def test_rows_say_whether_their_checkpoint_is_still_kept(tmp_path):
+    from attmask_ray.report import make_report
+    from attmask_ray.results import config_columns
+    from attmask_ray.sweep_results import last_kept_checkpoints
+
+    kept = tmp_path / "t1_train" / "checkpoint_2"
+    kept.mkdir(parents=True)
+    cfg = config_columns(ExperimentConfig())
+    rows = [dict(trial_id="t1", epoch=1.0, step=10, source="online", checkpoint=str(tmp_path / "t1_train" / "checkpoint_1"),
+                 knn_top1=40.0, **cfg),  # deleted by num_to_keep
+            dict(trial_id="t1", epoch=2.0, step=20, source="online", checkpoint=str(kept), knn_top1=45.0, **cfg),
+            dict(trial_id="t2", epoch=1.0, step=10, source="online", checkpoint="s3://bucket/t2/checkpoint_1",
+                 knn_top1=41.0, **cfg)]
+    path = write_sweep_results(tmp_path, rows)
+    table = pd.read_parquet(path)
+    assert table["checkpoint_kept"].tolist() == [False, True, True]
+    assert last_kept_checkpoints(table.to_dict("records")) == {"t1": str(kept), "t2": "s3://bucket/t2/checkpoint_1"}
+    md = make_report(tmp_path).markdown.read_text()
+    assert f"| t1 | 2 | `{kept}` |" in md and "checkpoint_1`" not in md.split("## Checkpoints")[1].split("| t2")[0]

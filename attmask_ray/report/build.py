@@ -28,6 +28,7 @@ class Report:
     notes: list[str] = field(default_factory=list)  # missing metrics, skipped plots, ...
     n_trials: int = 0
     floors: list[tuple[str, float, float]] = field(default_factory=list)  # (name, k-NN top-1, top-5)
+    checkpoints: list[tuple[str, float, str]] = field(default_factory=list)  # (trial, epoch, path) still on disk
     health: Health | None = None  # the "Learning health" section (collapse diagnostics)
 
 
@@ -73,7 +74,7 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
             plots[knob] = metric_vs_knob(trials, knob, metric, out / f"{metric}_vs_{name}.png", knobs)
     health = health_section(df, knobs, out)
     report = Report(out / REPORT_FILE, summary, plots, notes, n_trials=len(trials), floors=floor_rows(floors),
-                    health=health)
+                    health=health, checkpoints=kept_checkpoints(df))
     report.markdown.write_text(render_markdown(report, experiment_dir, metric, knobs))
     return report
 
@@ -93,7 +94,7 @@ def floor_rows(floors: pd.DataFrame) -> list[tuple[str, float, float]]:
 
 
 def metric_columns(df) -> list[str]:
-    fixed = {"trial_id", "epoch", "step", "source", "checkpoint"}
+    fixed = {"trial_id", "epoch", "step", "source", "checkpoint", "checkpoint_kept"}
     return [c for c in df.columns if c not in fixed and not c.startswith("config/")]
 
 
@@ -116,4 +117,22 @@ def render_markdown(report: Report, experiment_dir: Path, metric: str, knobs: li
         lines += [f"![{metric} vs {knob_label(k)}]({p.path.name})" for k, p in knob_plots] + [""]
     if report.health is not None:
         lines += report.health.lines
+    if report.checkpoints:
+        lines += ["## Checkpoints (latest kept per trial)", "",
+                  "Load one with `python -m attmask_ray.evaluate CKPT` or export it with `python -m attmask_ray.export CKPT OUT.pth`.",
+                  "", "| trial | epoch | checkpoint |", "|---|---|---|"]
+        lines += [f"| {trial} | {epoch:g} | `{path}` |" for trial, epoch, path in report.checkpoints] + [""]
     return "\n".join(lines)
+
+
+def kept_checkpoints(df: pd.DataFrame) -> list[tuple[str, float, str]]:
+    """(trial, epoch, path) of each trial's latest row whose checkpoint is still on disk
+    (``checkpoint_kept``; results written before that column existed list none)."""
+    if "checkpoint_kept" not in df.columns or "checkpoint" not in df.columns:
+        return []
+    kept = df[df["checkpoint_kept"].fillna(False).astype(bool)]
+    out = []
+    for trial, frame in kept.groupby("trial_id", sort=True):
+        last = frame.sort_values(["epoch", "step"]).iloc[-1]
+        out.append((str(trial), float(last["epoch"]), str(last["checkpoint"])))
+    return out
