@@ -18,10 +18,10 @@ from attmask_ray.data.train_loader import _labels_pipeline, _rows_pipeline
 class EvalLoader:
     """Sequential, no drop_last; yields (images [B, 3, G, G] float normalised, labels [B] int64,
     indices [B] int64 global sample indices). With world_size > 1 rank r reads samples r, r+W, ...
-    of every shard."""
+    of every shard; ``indices`` restricts it to those global sample indices."""
 
     def __init__(self, path: str, cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", indices: np.ndarray | None = None):
         from ffcv.loader import Loader
 
         if batch_size < 1:
@@ -33,6 +33,10 @@ class EvalLoader:
         self._mean = torch.tensor(cfg.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(cfg.std, device=self.device).view(1, 3, 1, 1)
         self._slices = [eval_slice(n, rank, world_size) for n in self.info.shard_sizes]
+        if indices is not None:  # only these global sample indices (in dataset order)
+            wanted = np.unique(np.asarray(indices, dtype=np.int64))
+            self._slices = [sl[np.isin(sl.astype(np.int64) + off, wanted)]
+                            for sl, off in zip(self._slices, self.info.shard_offsets)]
         self.loaders = []
         for shard, sl in zip(self.info.shards, self._slices):
             if len(sl) == 0:
@@ -68,6 +72,6 @@ class EvalLoader:
 
 
 def build_eval_loader(path: str, cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1,
-                      device: str | torch.device = "cpu") -> EvalLoader:
+                      device: str | torch.device = "cpu", indices: np.ndarray | None = None) -> EvalLoader:
     """Build the centre-crop evaluation loader (see :class:`EvalLoader`)."""
-    return EvalLoader(path, cfg, batch_size, rank, world_size, device)
+    return EvalLoader(path, cfg, batch_size, rank, world_size, device, indices)

@@ -72,13 +72,28 @@ def load_photos(paths: Sequence[str | Path], cfg: DataConfig,
     return normalise(np.stack(crops), cfg.mean, cfg.std), [f.name for f in files]
 
 
-def load_from_shards(path: str | Path, cfg: DataConfig, limit: int) -> tuple[torch.Tensor, list[str]]:
-    """The first ``limit`` images of an evaluation split (FFCV shards) -> (images, labels)."""
-    from attmask_ray.data import build_eval_loader  # heavy (FFCV); only when shards are used
+def spread_over_classes(labels: np.ndarray, limit: int) -> np.ndarray:
+    """Sorted indices of up to ``limit`` samples that take the classes in turn: the first sample of
+    each class, then the second of each, ... (a split sorted by class would otherwise show one class)."""
+    by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    picked: list[int] = []
+    for rank in range(max((len(b) for b in by_class), default=0)):
+        picked += [int(b[rank]) for b in by_class if rank < len(b)]
+        if len(picked) >= limit:
+            break
+    return np.sort(np.asarray(picked[:limit], dtype=np.int64))
 
+
+def load_from_shards(path: str | Path, cfg: DataConfig, limit: int) -> tuple[torch.Tensor, list[str]]:
+    """``limit`` images of an evaluation split (FFCV shards), spread over its classes -> (images, labels)."""
+    from attmask_ray.data import build_eval_loader, check_dataset  # heavy (FFCV); only when shards are used
+
+    info = check_dataset(str(path))
+    indices = spread_over_classes(info.labels, limit) if info.labels is not None else None
     images, labels = [], []
     got = 0
-    for batch_images, batch_labels, batch_indices in build_eval_loader(path, cfg, batch_size=limit):
+    for batch_images, batch_labels, batch_indices in build_eval_loader(str(path), cfg, batch_size=limit,
+                                                                       indices=indices):
         images.append(batch_images.float().cpu())
         labels += [f"#{int(i)} (class {int(c)})" for i, c in zip(batch_indices, batch_labels)]
         got += len(batch_images)

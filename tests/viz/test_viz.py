@@ -130,3 +130,18 @@ def test_cli_draws_a_checkpoint_teacher(tmp_path, capsys):
     assert main(["masks", "--checkpoint", str(tmp_path / "ckpt"), "--images", str(tmp_path / "cat.jpg"),
                  "--out", str(out), "--ratio", "0.5"]) == 0, capsys.readouterr().err
     assert Image.open(out).size[1] > 112
+
+
+def test_shard_samples_are_spread_over_classes(photo_shards):
+    import numpy as np
+
+    from attmask_ray.config import DataConfig
+    from attmask_ray.viz.inputs import load_from_shards, spread_over_classes
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 2])  # a split sorted by class
+    assert spread_over_classes(labels, 4).tolist() == [0, 1, 4, 6]  # one of each class, then a second of class 0
+    assert spread_over_classes(labels, 100).tolist() == list(range(7))
+    cfg = DataConfig(global_crop_size=64, eval_resize=64, num_workers=1)
+    images, names = load_from_shards(photo_shards / "val", cfg, limit=3)
+    assert images.shape == (3, 3, 64, 64)
+    assert sorted(n.split("class ")[1] for n in names) == ["0)", "1)", "2)"]
