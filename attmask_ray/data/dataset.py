@@ -38,6 +38,16 @@ class DatasetInfo:
     max_resolution: int  # largest stored image side in pixels
     shard_sizes: list[int] = field(default_factory=list)  # samples per shard (same order as shards)
     labels: np.ndarray | None = field(default=None, repr=False)  # [num_samples] int64 in dataset order
+    converted_max_resolution: int | None = None  # the converter's longer-side cap (None: sources kept their size)
+
+    def too_small_fix(self, key: str, size: int) -> str:
+        """What to do when a ``size`` px crop (config ``key``) exceeds the stored images: re-converting
+        helps only when the converter shrank them; a conversion cannot enlarge small sources."""
+        cap = self.converted_max_resolution
+        if cap is not None and self.max_resolution >= cap:
+            return f"lower {key} or re-convert with --max-resolution >= {size} (the images were shrunk to {cap} px)"
+        return (f"lower {key} to at most {self.max_resolution} (the source images are only that large; "
+                "re-converting cannot enlarge them)")
 
     @property
     def shard_offsets(self) -> list[int]:
@@ -128,11 +138,12 @@ def check_dataset(path: str, min_resolution: int | None = None) -> DatasetInfo:
     heights = table.column("height").to_numpy()[kept]
     widths = table.column("width").to_numpy()[kept]
     max_res = int(max(heights.max(), widths.max()))
+    cap = read_meta(table).get("max_resolution")
+    cap = int(cap) if isinstance(cap, (int, float)) and cap > 0 else None
     if min_resolution is not None and max_res < min_resolution:
-        meta = read_meta(table)
-        raise DataError(f"{root} stores images of at most {max_res} px (converted with max_resolution="
-                        f"{meta.get('max_resolution')}) but a {min_resolution} px crop was asked; lower the crop size "
-                        f"(data.global_crop_size) or re-convert with --max-resolution >= {min_resolution}")
+        probe = DatasetInfo(str(root), 0, 0, [], [], max_res, converted_max_resolution=cap)
+        raise DataError(f"{root} stores images of at most {max_res} px but a {min_resolution} px crop was asked; "
+                        + probe.too_small_fix("data.global_crop_size", min_resolution))
     return DatasetInfo(path=str(root), num_samples=int(sum(sizes)), num_classes=len(class_names),
                        class_names=class_names, shards=[os.fspath((root / n).resolve()) for n in names],
-                       max_resolution=max_res, shard_sizes=sizes, labels=labels_arr)
+                       max_resolution=max_res, shard_sizes=sizes, labels=labels_arr, converted_max_resolution=cap)

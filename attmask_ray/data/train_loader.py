@@ -41,8 +41,8 @@ def check_crop_sizes(info: DatasetInfo, cfg: DataConfig) -> None:
     for name in ("global_crop_size", "local_crop_size"):
         size = getattr(cfg, name)
         if size > info.max_resolution:
-            raise DataError(f"data.{name}={size} exceeds the {info.max_resolution} px stored in {info.path}; lower "
-                            f"data.{name} or re-convert with --max-resolution >= {size}")
+            raise DataError(f"data.{name}={size} exceeds the {info.max_resolution} px stored in {info.path}; "
+                            + info.too_small_fix(f"data.{name}", size))
 
 
 class TrainLoader:

@@ -78,3 +78,12 @@ def test_header_layout_copy_matches_ffcv() -> None:
 
     assert dataset.HEADER_TYPE == types.HeaderType and dataset.ALLOC_TABLE_TYPE == types.ALLOC_TABLE_TYPE
     assert dataset.BETON_VERSION == types.CURRENT_VERSION
+
+
+def test_crop_larger_than_small_sources_does_not_advise_reconverting(tmp_path: Path) -> None:
+    from data_prep.fashion_mnist import build  # 28 px sources stored at their own size
+
+    build(tmp_path / "fm", train_subset=20)
+    with pytest.raises(DataError, match=r"lower data.global_crop_size to at most 28 .*cannot enlarge") as err:
+        check_dataset(str(tmp_path / "fm" / "train"), min_resolution=32)
+    assert "--max-resolution" not in str(err.value)
