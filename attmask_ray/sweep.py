@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from attmask_ray.config import ConfigError, flatten
+from attmask_ray.ray_session import free_port, local_runtime_env
 from attmask_ray.resources import TrialNeed, check_local, concurrency, local_cluster_cpus, local_gpu_count
-from attmask_ray.sweep_file import Sweep, base_dict, describe_space, load_sweep
+from attmask_ray.sweep_file import Sweep, base_dict, describe_space, load_sweep, with_data_root
 
 console = Console()
 
@@ -29,12 +30,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("target", help="sweep file with optional presets/overrides, e.g. sweeps/ablation.py:embedded,optim.epochs=5")
     p.add_argument("--dry-run", action="store_true", help="validate and print the resolved config and search space; start nothing")
     p.add_argument("--address", default=None, help="join a running Ray cluster (e.g. auto, ray://host:10001); default: start a local one")
+    p.add_argument("--data-root", default=None, help="resolve the config's relative data paths against this folder "
+                   "instead of the working directory (a ray job submit job runs in an uploaded copy without data/)")
     p.add_argument("--storage", default="ray_results", help="experiment storage: local path, NFS path or cloud URI (s3://, gs://)")
     p.add_argument("--name", default=None, help="experiment name (default: the config's name); keep it stable to resume")
     p.add_argument("--resume", action="store_true", help="restore the same sweep with Tuner.restore; finished trials are not rerun")
     p.add_argument("--num-samples", type=int, default=None, help="override TuneSpec.num_samples")
     p.add_argument("--num-cpus", type=int, default=None, help="logical CPUs of the local cluster (default: cores + one per trial driver)")
     p.add_argument("--no-dashboard", action="store_true", help="local cluster without the dashboard (faster start)")
+    p.add_argument("--ray-logs", action="store_true", help="stream Ray's own worker/actor output to this console "
+                   "(default: it stays in Ray's log files, /tmp/ray/session_latest/logs; progress lines and trial errors are printed either way)")
     p.add_argument("--no-report", action="store_true", help="do not build report.md and plots at the end")
     p.add_argument("--verify-data", action="store_true", help="before starting anything, check every data shard against "
                    "the SHA-256 recorded at conversion (reads all shards once; same as python -m data_prep.verify)")
@@ -164,12 +169,15 @@ def attmask_trial(params: dict[str, Any], base: dict[str, Any], storage: str, ev
                "_objective_over": objective_over or {}})
 
 
-def best_table(results: Any, sweep: Sweep) -> Table:
+def best_table(results: Any, sweep: Sweep, checkpoints: dict[str, str] | None = None) -> Table:
+    """The 10 best trials with their knob values, metric, epoch, status and last kept checkpoint."""
     spec = sweep.spec
+    checkpoints = checkpoints or {}
     table = Table(title=f"best trials by {spec.metric} ({spec.mode})")
     knobs = list(describe_space(sweep))
     for col in ["trial", *knobs, spec.metric, "epoch", "status"]:
         table.add_column(col)
+    table.add_column("checkpoint", overflow="fold")
     rows = []
     for res in results:
         value = (res.metrics or {}).get(spec.metric)
@@ -180,8 +188,23 @@ def best_table(results: Any, sweep: Sweep) -> Table:
         cfg = res.config or {}
         table.add_row(Path(res.path).name if res.path else "?", *[str(cfg.get(k, "")) for k in knobs],
                       f"{value:.2f}" if isinstance(value, (int, float)) else "-",
-                      f"{(res.metrics or {}).get('epoch', 0):.1f}", "error" if res.error else "ok")
+                      f"{(res.metrics or {}).get('epoch', 0):.1f}", "error" if res.error else "ok",
+                      checkpoints.get(Path(res.path).name if res.path else "", "-"))
     return table
+
+
+def connect_error(address: str, exc: BaseException) -> str:
+    """One line for a failed ``ray.init(address=...)``: Ray's message with its line breaks
+    folded (a version mismatch spans several lines) and what to do about it."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > 400:
+        text = text[:397] + "..."
+    if "version mismatch" in text.lower():
+        fix = ("start Ray on every node from the project's environment (bash scripts/setup.sh, then "
+               "source .venv/bin/activate && ray start ...) and run the sweep from that same environment")
+    else:
+        fix = "check the address (ray status on the head) or drop --address to run on a local cluster"
+    return f"cannot connect to the Ray cluster at {address!r}: {text}; {fix}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             if value is not None and value < 1:
                 raise ConfigError(f"{flag} must be >= 1, got {value}")
         sweep = load_sweep(args.target)
+        if args.data_root is not None:
+            sweep = with_data_root(sweep, args.data_root)
         spec = sweep.spec
         # a grid runs every point at least once
         num_samples = args.num_samples if args.num_samples is not None else (max(spec.num_samples, spec.grid_size) if spec.sampler == "grid"
@@ -221,7 +246,7 @@ def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: in
     import ray
 
     from attmask_ray.results_journal import journal_path, read_journal
-    from attmask_ray.sweep_results import result_rows, write_sweep_results
+    from attmask_ray.sweep_results import last_kept_checkpoints, result_rows, write_sweep_results
 
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # k-NN is reported every eval_every epochs
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
@@ -231,25 +256,26 @@ def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: in
     if not ray.is_initialized():
         if args.address:
             try:
-                ray.init(address=args.address)
+                ray.init(address=args.address, log_to_driver=args.ray_logs)
             except Exception as exc:  # noqa: BLE001 - any connection failure is one line for the user
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                console.print(f"[bold red]error:[/] cannot connect to the Ray cluster at {args.address!r}: {first}; "
-                              "check the address (ray status on the head) or drop --address to run locally",
-                              soft_wrap=True)
+                console.print(f"[bold red]error:[/] {connect_error(args.address, exc)}", soft_wrap=True)
                 return 2
         else:
             # address="local": always a new cluster of our own, never one recorded in
             # /tmp/ray/ray_current_cluster or named by RAY_ADDRESS (those take no num_cpus)
             cpus = args.num_cpus if args.num_cpus is not None else local_cluster_cpus(need, sweep.spec.max_concurrent)
-            ray.init(address="local", num_cpus=cpus, include_dashboard=not args.no_dashboard,
-                     runtime_env={"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}})
+            dashboard_port = None if args.no_dashboard else free_port()
+            ray.init(address="local", num_cpus=cpus, include_dashboard=dashboard_port is not None,
+                     dashboard_port=dashboard_port, log_to_driver=args.ray_logs,
+                     runtime_env=local_runtime_env(dashboard_port))
             started_here = True
     try:
         res = ray.cluster_resources()
         conc = concurrency(need, res.get("CPU", 0), res.get("GPU", 0), sweep.spec.max_concurrent)
+        where = (f"a local cluster started here ({res.get('CPU', 0):g} CPUs)" if started_here
+                 else f"the cluster at {args.address or 'this Ray session'} ({res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs)")
         console.print(f"[bold]sweep[/] {sweep.path} -> {storage}/{name}: {num_samples} trials, "
-                      f"{conc} at a time, each {need.cpus:g} CPU / {need.gpus:g} GPU")
+                      f"{conc} at a time, each {need.cpus:g} CPU / {need.gpus:g} GPU, on {where}", soft_wrap=True)
         tuner = build_tuner(sweep, args, storage, name, num_samples, conc)
         results = tuner.fit()
     except ConfigError as exc:
@@ -261,7 +287,7 @@ def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: in
     exp_dir = results_dir(storage, name)
     rows = result_rows(results, base_dict(sweep), read_journal(journal_path(exp_dir)))
     path = write_sweep_results(exp_dir, rows)
-    console.print(best_table(results, sweep))
+    console.print(best_table(results, sweep, last_kept_checkpoints(rows)))
     console.print(f"results: {path}")
     if not args.no_report:
         try:

@@ -190,10 +190,30 @@ def describe_space(sweep: Sweep) -> dict[str, str]:
     return out
 
 
+DATA_PATH_KEYS = ("train_path", "val_path", "knn_train_path")
+
+
+def with_data_root(sweep: Sweep, root: str | Path) -> Sweep:
+    """The sweep with its relative data paths resolved against ``root`` instead of the
+    working directory (``--data-root``: a ``ray job submit`` job runs in an uploaded copy of
+    the project that holds no git-ignored data). Absolute paths and URIs stay as they are."""
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise ConfigError(f"--data-root {root}: not a directory; give the folder the config's relative data paths "
+                          "start from (e.g. the project checkout holding data/)")
+    base = base.resolve()
+    data = sweep.config.data
+    overrides = {f"data.{key}": str(base / value) for key in DATA_PATH_KEYS
+                 if (value := getattr(data, key)) and "://" not in value and not Path(value).is_absolute()}
+    if not overrides:
+        return sweep
+    return Sweep(sweep.path, sweep.module, apply_overrides(sweep.config, overrides), sweep.space, sweep.spec, sweep.preset)
+
+
 def base_dict(sweep: Sweep) -> dict[str, Any]:
     """The base config for trials, with relative data paths made absolute (workers run elsewhere)."""
     data = to_dict(sweep.config)
-    for key in ("train_path", "val_path", "knn_train_path"):
+    for key in DATA_PATH_KEYS:
         value = data["data"].get(key)
         if value and "://" not in value and not Path(value).is_absolute():
             data["data"][key] = str(Path(value).resolve())

@@ -116,7 +116,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("out", help="output folder (one shards folder per split)")
     ap.add_argument("--shards", type=int, default=1, help="shards per split")
     ap.add_argument("--max-resolution", type=int, default=256, help="longer side cap in pixels (0 keeps source size)")
-    ap.add_argument("--write-mode", choices=WRITE_MODES, default="jpg")
+    ap.add_argument("--write-mode", choices=WRITE_MODES, default="auto",
+                    help="auto (default): raw, lossless, when the stored longer side is <= 64 px, else jpg")
     ap.add_argument("--jpeg-quality", type=int, default=90)
     ap.add_argument("--workers", type=int, default=1, help="processes writing shards in parallel")
     ap.add_argument("--per-class", type=int, default=None, help="keep the first K files of each train class")

@@ -118,7 +118,22 @@ class _NoBar:
 _WORKER: dict[str, Any] = {}
 
 
+def die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this process when its parent dies (a SIGKILLed
+    converter must not leave pool workers behind, still writing shards); a no-op elsewhere."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def _init_worker(loader: SampleLoader, counter: Any) -> None:
+    die_with_parent()
     _WORKER["loader"], _WORKER["counter"] = loader, counter
 
 

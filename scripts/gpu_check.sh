@@ -138,7 +138,7 @@ if wants b; then
         store="$work/ray_results"
         run_part "b smoke sweep" "$blog" 190 210 \
             "$py" -m attmask_ray.sweep "sweeps/smoke.py:scaling.use_gpu=True,eval.num_gpus=0.5,data.train_path=$data/train,data.val_path=$data/test" \
-            --storage "$store" --name smoke_gpu --no-dashboard
+            --storage "$store" --name smoke_gpu --no-dashboard --ray-logs
         rc=$?
         # trials finished, results + report written, each worker on cuda; prints one NOTE line
         "$py" - "$store/smoke_gpu" "$blog" "$out" <<'EOF' 2>&1 | tee -a "$blog"

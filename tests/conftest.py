@@ -28,14 +28,19 @@ def ray_cluster():
     """The one local Ray cluster of the test session (4 logical CPUs: trial drivers + workers).
 
     Started on first use and shut down at the end; only this cluster is stopped, never
-    another one on the machine.
+    another one on the machine. ``address="local"``: never attach to a cluster recorded in
+    /tmp/ray/ray_current_cluster by an earlier test's driver or a ``ray start`` (Ray would then
+    refuse num_cpus).
     """
     import ray
 
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}})
+        from attmask_ray.ray_session import local_runtime_env
+
+        env = local_runtime_env(None)  # the sweep's own isolation: no State API of another cluster
+        env["env_vars"]["RAY_AUTH_MODE"] = "disabled"
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False, runtime_env=env)
     yield ray
     if started:
         ray.shutdown()

@@ -223,3 +223,43 @@ def test_online_knn_k_larger_than_the_bank_is_refused_before_any_cluster(photo_s
     out = capsys.readouterr().out
     assert out.count("error:") == 1 and "Traceback" not in out
     assert "k=100 but the k-NN bank" in out and "holds only 27 images" in out
+
+
+def test_data_root_resolves_relative_data_paths_only(tmp_path, monkeypatch):
+    from attmask_ray.sweep_file import load_sweep, with_data_root
+
+    monkeypatch.chdir(REPO)
+    sweep = with_data_root(load_sweep("sweeps/smoke.py:data.val_path=/abs/test"), tmp_path)
+    assert sweep.config.data.train_path == str(tmp_path.resolve() / "data/fashion_mnist_2k/train")
+    assert sweep.config.data.val_path == "/abs/test"  # absolute paths stay as given
+
+
+def test_data_root_that_is_not_a_directory_is_one_line(no_cluster, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    assert sweep_cli.main(["sweeps/smoke.py", "--data-root", str(tmp_path / "nope"), "--storage", "/tmp/never"]) == 2
+    out = capsys.readouterr().out
+    assert out.count("error:") == 1 and "Traceback" not in out and "--data-root" in out and "not a directory" in out
+
+
+def test_version_mismatch_on_connect_is_one_line_with_the_fix(embedded_root, capsys, monkeypatch, tmp_path):
+    import ray
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "fashion_mnist_2k").symlink_to(embedded_root)
+    message = ("Version mismatch: The cluster was started with:\n    Ray: 2.59.0\n    Python: 3.10.12\n"
+               "This process on node 10.0.0.2 was started with:\n    Ray: 2.60.0\n    Python: 3.11.9\n")
+
+    def mismatch(*a, **k):
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(ray, "init", mismatch)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.chdir(REPO)
+    rc = sweep_cli.main(["sweeps/smoke.py", "--address", "10.0.0.1:6379", "--data-root", str(project),
+                         "--storage", str(tmp_path / "results")])
+    out = capsys.readouterr().out
+    assert rc == 2 and "Traceback" not in out
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, out
+    assert "Ray: 2.59.0 Python: 3.10.12" in errors[0] and "source .venv/bin/activate" in errors[0]

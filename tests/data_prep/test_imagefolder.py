@@ -52,11 +52,28 @@ def test_subsets_take_first_files_per_class_in_sorted_order(photo_src: Path) -> 
         Subset(per_class=2, fraction=0.5)
 
 
-def _run(src: Path, out: Path, shards: int) -> subprocess.Popen:
+def _run(src: Path, out: Path, shards: int, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", "data_prep.imagefolder", str(src), str(out), "--shards", str(shards),
-                             "--max-resolution", "96"], cwd=REPO, env=env, start_new_session=True,
+                             "--max-resolution", "96", *extra], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_pool_workers_die_with_a_sigkilled_converter(photo_src: Path, tmp_path: Path) -> None:
+    import psutil
+
+    proc = _run(photo_src / "train", tmp_path / "out", 6, "--workers", "2")
+    parent = psutil.Process(proc.pid)
+    deadline = time.time() + 120
+    while not (children := parent.children()) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert children, "the converter finished before its pool started"
+    proc.kill()  # the parent only, as an OOM killer or `kill -9 PID` would
+    proc.wait()
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    for p in alive:
+        p.kill()
+    assert not alive, f"{len(alive)} pool workers outlived the converter"
 
 
 def test_killed_run_resumes_to_the_same_shards(photo_src: Path, tmp_path: Path) -> None:
