@@ -67,6 +67,8 @@ class ModelConfig:
             _check(value is None or value > 0, f"model.{name} must be > 0 (or None for the arch's own), got {value}")
         _check(_is_timm_model(self.arch), f"model.arch {self.arch!r} is not a timm model; pick a ViT name from "
                                           "timm.list_models('vit_*'), e.g. 'vit_small_patch16_224'")
+        _check(self.arch.startswith("vit_"), f"model.arch {self.arch!r} is not a plain ViT (AttMask needs the [CLS] "
+                                             "attention of timm's VisionTransformer); pick a name from timm.list_models('vit_*')")
         _check(0.0 <= self.drop_path_rate < 1.0, f"model.drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
         for name in ("out_dim", "patch_out_dim", "head_hidden_dim", "head_bottleneck_dim"):
             _check(getattr(self, name) > 0, f"model.{name} must be > 0, got {getattr(self, name)}")
@@ -264,6 +266,8 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         _check(bool(re.fullmatch(r"[A-Za-z0-9_.\-]+", self.name)), f"name {self.name!r} must use letters, digits, '_', '-', '.' only")
+        _check(0 <= self.seed < 2**32 and 0 <= self.data.seed < 2**32,
+               f"seed and data.seed must be in [0, 2**32), got {self.seed} and {self.data.seed}")
         depth = self.model.resolved_depth
         if self.mask.attn_layer is not None:
             _check(1 <= self.mask.attn_layer <= depth, f"mask.attn_layer must be in [1, {depth}] for a {depth}-block model, got {self.mask.attn_layer}")

@@ -20,6 +20,7 @@ from attmask_ray.config import ConfigError, apply_overrides, parse_overrides
 from attmask_ray.data.errors import DataError
 from attmask_ray.eval.features import EvalError
 from attmask_ray.eval.tasks import TASKS, run_evaluations
+from attmask_ray.results import ResultsError
 from attmask_ray.train.checkpoint import CheckpointError, load_checkpoint
 
 
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", action="store_true", help="evaluate the student backbone instead of the teacher")
     p.add_argument("--attn-checkpoint", default=None, help="masked task: take the [CLS] attention from this checkpoint's teacher")
     p.add_argument("--set", default="", help="eval config overrides, e.g. eval.linear_epochs=10,eval.num_gpus=1")
+    p.add_argument("--verify-data", action="store_true", help="first check every shard of the train and val splits against "
+                   "the SHA-256 recorded at conversion (same as python -m data_prep.verify)")
     p.add_argument("--local", action="store_true", help="run in this process without Ray (debugging)")
     p.add_argument("--trial-id", default="", help="trial id for the results rows (the trial folder name), so reports "
                                                   "merge them with that trial's training rows")
@@ -58,10 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             raise ConfigError(f"--set only takes eval.* keys here, got {', '.join(bad)}")
         cfg = apply_overrides(ckpt.config, overrides)
+        if args.verify_data:
+            from data_prep.verify import require_verified
+
+            d = ckpt.config.data
+            for path in dict.fromkeys((args.train or d.knn_train_path or d.train_path, args.val or d.val_path)):
+                print(require_verified(path))
         metrics = run_evaluations(ckpt.path, args.tasks, args.train, args.val, cfg.eval,
                                   which="student" if args.student else "teacher", attn_checkpoint=args.attn_checkpoint,
                                   out_dir=args.out, address=args.address, local=args.local, trial_id=args.trial_id)
-    except (CheckpointError, EvalError, ConfigError, DataError) as exc:
+    except (CheckpointError, EvalError, ConfigError, DataError, ResultsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:

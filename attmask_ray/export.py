@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from attmask_ray.config import ExperimentConfig
+from attmask_ray.output_paths import output_problem
 from attmask_ray.train.checkpoint import CheckpointError, load_checkpoint
 
 
@@ -61,6 +62,12 @@ def export_backbone(checkpoint: str | Path, out: str | Path, which: str = "teach
                           f"{out.with_suffix('.pth')}")
     if out.is_dir():
         raise ExportError(f"output {out} is a directory; give a file name, e.g. {out / 'backbone.pth'}")
+    if out.suffix not in (".pth", ".pt"):
+        raise ExportError(f"output {out} must end in .pth or .pt (the weights; the timm kwargs go next to it as .json), "
+                          f"e.g. {out.with_suffix('.pth')}")
+    problem = output_problem(out, kind="file")
+    if problem:
+        raise ExportError(f"output {out}: {problem}; choose another OUT path")
     ckpt = load_checkpoint(checkpoint)
     backbone = ckpt.backbone(which, "cpu")
     out.parent.mkdir(parents=True, exist_ok=True)

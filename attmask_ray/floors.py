@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from attmask_ray.config import ConfigError
-from attmask_ray.results import append_results, config_columns
+from attmask_ray.output_paths import output_problem
+from attmask_ray.results import FILENAME, ResultsError, append_results, config_columns, read_results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         from attmask_ray.sweep_file import load_sweep
 
         sweep = load_sweep(args.target)
+        if args.out is not None:  # before the features are computed, not after
+            if problem := output_problem(args.out, kind="dir"):
+                raise ConfigError(f"--out {args.out}: {problem}; pass an experiment folder")
+            if (Path(args.out) / FILENAME).exists():
+                read_results(args.out)  # a damaged table is refused now, not after the work
         floors = knn_floors(sweep.config)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, ResultsError) as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return 2
     table = Table(title=f"k-NN floors ({sweep.config.data.val_path})")

@@ -23,6 +23,10 @@ import pandas as pd
 from attmask_ray.config import ExperimentConfig, flatten
 
 FILENAME = "results.parquet"
+
+
+class ResultsError(ValueError):
+    """A results table that exists but cannot be read (one line, with the fix)."""
 CONFIG_PREFIX = "config/"
 
 
@@ -40,7 +44,7 @@ def append_results(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     if new.empty:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame = pd.concat([pd.read_parquet(path), new], ignore_index=True) if path.exists() else new
+    frame = pd.concat([read_results(path), new], ignore_index=True) if path.exists() else new
     tmp = path.with_suffix(".parquet.tmp")
     frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)
@@ -54,4 +58,8 @@ def read_results(path: str | Path) -> pd.DataFrame:
         path = path / FILENAME
     if not path.exists():
         raise FileNotFoundError(f"no results table at {path}: run a sweep (python -m attmask_ray.sweep ...) or an evaluation first")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        raise ResultsError(f"{path} is not a readable parquet table ({type(exc).__name__}); restore it from a copy "
+                           "or move it away (a sweep rewrites it from Tune's results, with --resume)") from None

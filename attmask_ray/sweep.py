@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attmask_ray.config import ConfigError, flatten
+from attmask_ray.output_paths import output_problem
 from attmask_ray.ray_session import free_port, local_runtime_env
 from attmask_ray.resources import TrialNeed, check_local, concurrency, local_cluster_cpus, local_gpu_count
 from attmask_ray.sweep_file import Sweep, base_dict, describe_space, load_sweep, with_data_root
@@ -57,6 +58,25 @@ def results_dir(storage: str, name: str) -> Path:
     return Path(storage) / name if "://" not in storage else (Path("ray_results_local") / name).resolve()
 
 
+def check_output(args: argparse.Namespace, sweep: Sweep) -> None:
+    """--name is a plain folder name, a local --storage can be written, and --resume finds the
+    experiment to restore: all before any cluster starts."""
+    import re
+
+    if args.name is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", args.name):
+        raise ConfigError(f"--name {args.name!r} must use letters, digits, '_', '-', '.' only (it is a folder under --storage)")
+    if "://" not in args.storage:
+        problem = output_problem(args.storage, kind="dir")
+        if problem:
+            raise ConfigError(f"--storage {args.storage}: {problem}; pass a writable folder (or an s3:// / gs:// URI)")
+    if args.resume and not args.dry_run:
+        from ray import tune
+
+        where = os.path.join(storage_uri(args.storage), args.name or sweep.config.name)
+        if not tune.Tuner.can_restore(where):
+            raise ConfigError(f"nothing to resume at {where}; run without --resume first (same --storage and --name)")
+
+
 def check_data(sweep: Sweep) -> None:
     """The shards exist and are whole, and the online k-NN's k values fit in its bank."""
     from attmask_ray.data import DataError, check_dataset
@@ -76,20 +96,14 @@ def check_data(sweep: Sweep) -> None:
 def verify_data(sweep: Sweep) -> None:
     """``--verify-data``: every shard of data.train_path/val_path/knn_train_path matches its checksum."""
     from attmask_ray.data import DataError
-    from data_prep.verify import verify_folder
+    from data_prep.verify import require_verified
 
     d = sweep.config.data
     for path in dict.fromkeys(p for p in (d.train_path, d.val_path, d.knn_train_path) if p):
         try:
-            result = verify_folder(path)
+            console.print(require_verified(path), soft_wrap=True)
         except DataError as exc:
             raise ConfigError(str(exc)) from None
-        if result.bad:
-            shard, why = result.bad[0]
-            more = (f" (and {len(result.bad) - 1} more: python -m data_prep.verify {path} lists them)"
-                    if len(result.bad) > 1 else "")
-            raise ConfigError(f"--verify-data: {shard}: {why}{more}; re-convert {path}")
-        console.print(f"{'' if result.recorded else '[yellow]note:[/] '}{result.summary()}", soft_wrap=True)
 
 
 def print_dry_run(sweep: Sweep, num_samples: int) -> None:
@@ -221,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         num_samples = args.num_samples if args.num_samples is not None else (max(spec.num_samples, spec.grid_size) if spec.sampler == "grid"
                                            else spec.num_samples)
         need = TrialNeed.of(sweep.config)
+        check_output(args, sweep)
         if args.dry_run:
             print_dry_run(sweep, num_samples)
             if args.address is None:

@@ -54,7 +54,13 @@ def load_module(path: Path) -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise ConfigError(f"sweep file {path} has a syntax error at line {exc.lineno}: {exc.msg}; fix the file") from None
+    except Exception as exc:  # noqa: BLE001 - anything a sweep module raises on import is one line
+        raise ConfigError(f"sweep file {path} failed to import: {_one_line(exc)}; fix the file "
+                          "(importing it must only define get_config, search_space and TUNE)") from None
     try:  # Tune pickles the search space with its state: by value, so --resume needs no import path
         from ray import cloudpickle
 
@@ -80,7 +86,12 @@ def load_sweep(target: str) -> Sweep:
     if unknown:
         offer = f"its presets: {', '.join(allowed)}" if allowed else "it declares no PRESETS"
         raise ConfigError(f"{path}: unknown preset {unknown[0]!r} ({offer}); overrides need key=value")
-    cfg = module.get_config(preset)
+    try:
+        cfg = module.get_config(preset)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failing get_config is the sweep file's bug: one line
+        raise ConfigError(f"{path}: get_config({preset!r}) raised {_one_line(exc)}; fix the sweep file") from None
     if not isinstance(cfg, ExperimentConfig):
         raise ConfigError(f"{path}: get_config() must return an ExperimentConfig, got {type(cfg).__name__}")
     cfg = apply_overrides(cfg, overrides)
@@ -88,9 +99,39 @@ def load_sweep(target: str) -> Sweep:
     if not isinstance(spec, TuneSpec):
         raise ConfigError(f"{path}: TUNE must be a TuneSpec, got {type(spec).__name__}")
     space = getattr(module, "search_space", None)
+    if space is None and spec.num_samples > 1:
+        raise ConfigError(f"{path} defines no search_space, so its {spec.num_samples} trials would train the same "
+                          "config; add search_space(trial) (e.g. over seed) or set TUNE.num_samples=1")
     sweep = Sweep(path, module, cfg, space, spec, preset)
+    validate_spec(sweep)
     validate_space(sweep)
     return sweep
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def validate_spec(sweep: Sweep) -> None:
+    """The TuneSpec's metric is one the trials report and its eval_tasks exist (a typo would
+    leave the searcher and ASHA without a signal, or fail only after training)."""
+    from attmask_ray.eval.tasks import TASKS
+    from attmask_ray.train.loop import reported_metrics
+
+    spec = sweep.spec
+    bad = [t for t in spec.eval_tasks if t not in TASKS]
+    if bad:
+        raise ConfigError(f"{sweep.path}: TuneSpec.eval_tasks {bad} unknown; choose from {', '.join(TASKS)}")
+    known = reported_metrics(sweep.config)
+    final_eval = bool(spec.eval_tasks) and spec.metric.startswith("eval/")
+    if spec.metric not in known and not final_eval:
+        import difflib
+
+        close = difflib.get_close_matches(spec.metric, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"{sweep.path}: TuneSpec.metric {spec.metric!r} is not reported by the trials; {hint}"
+                          f"reported: {', '.join(known)} (and eval/<metric> with eval_tasks)")
 
 
 def _split_parts(text: str) -> list[str]:
@@ -119,7 +160,11 @@ def sample_points(sweep: Sweep, n: int = 8) -> list[dict[str, Any]]:
         points = [dict(zip(keys, values)) for values in itertools.product(*sweep.spec.grid.values())]
         for p in points:  # the define-by-run must accept every grid point
             trial = optuna.trial.FixedTrial(p)
-            consts = sweep.space(trial) or {}
+            try:
+                consts = sweep.space(trial) or {}
+            except ValueError as exc:  # optuna: a grid value that is not among the choices
+                raise ConfigError(f"{sweep.path}: TuneSpec.grid point {p} is not a point of search_space "
+                                  f"({_one_line(exc)}); make the grid values choices of search_space") from None
             p.update(consts)
         return points
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=sweep.spec.seed))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from attmask_ray.data.errors import DataError
+from attmask_ray.output_paths import output_problem
 from data_prep.cli_errors import run_reporting_errors
 from data_prep.shard_writer import Item, WriteOptions, print_report, write_shards
 from data_prep.source_image import Decoded
@@ -31,7 +32,10 @@ def read_idx(path: Path) -> np.ndarray:
     if not path.exists():
         raise DataError(f"{path} is missing; install the Debian package dataset-fashion-mnist "
                         "(apt-get install dataset-fashion-mnist) or pass --idx-dir")
-    raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    try:
+        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; a cut file ends early
+        raise DataError(f"{path} cannot be read ({type(exc).__name__}: {exc}); reinstall dataset-fashion-mnist") from None
     if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
         raise DataError(f"{path} is not a uint8 IDX file; reinstall dataset-fashion-mnist")
     ndim = raw[3]
@@ -72,6 +76,8 @@ def build(out: str | Path, train_subset: int | None = None, idx_dir: str | Path 
     if train_subset is not None and (train_subset < len(CLASSES) or train_subset % len(CLASSES)):
         raise DataError(f"--train-subset must be a positive multiple of {len(CLASSES)}, got {train_subset}")
     idx_dir, out = Path(idx_dir), Path(out)
+    if problem := output_problem(out, kind="dir"):
+        raise DataError(f"output {out}: {problem}; choose another OUT folder")
     reports = {}
     for split, stem in SPLITS.items():
         img_file, lab_file = f"{stem}-images-idx3-ubyte.gz", f"{stem}-labels-idx1-ubyte.gz"
@@ -79,6 +85,9 @@ def build(out: str | Path, train_subset: int | None = None, idx_dir: str | Path 
         if len(images) != len(labels):
             raise DataError(f"{idx_dir / img_file} and {lab_file} disagree on the sample count; reinstall dataset-fashion-mnist")
         per_class = train_subset // len(CLASSES) if (split == "train" and train_subset) else None
+        if per_class is not None and per_class > (have := int(np.bincount(labels, minlength=len(CLASSES)).min())):
+            raise DataError(f"--train-subset {train_subset} asks for {per_class} images per class but the train split "
+                            f"has {have} per class; pass at most {have * len(CLASSES)}")
         items = split_items(labels, img_file, per_class)
         opts = WriteOptions(num_shards=shards, max_resolution=None, write_mode="raw", workers=1)
         reports[split] = write_shards(items, CLASSES, out / split, opts, ArrayLoader(images), title=f"fashion-mnist {split}")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attmask_ray.data.errors import DataError
+from attmask_ray.output_paths import output_problem
 from data_prep.cli_errors import run_reporting_errors
 from data_prep.shard_writer import Item, WriteOptions, print_report, write_shards, WRITE_MODES
 from data_prep.source_image import Decoded, decode_file
@@ -95,6 +96,12 @@ def convert(src: str | Path, out: str | Path, opts: WriteOptions, subset: Subset
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise DataError(f"source folder {src} does not exist; pass an ImageFolder root (SRC/train/<class>/...)")
+    s, o = src.resolve(), out.resolve()
+    if o == s or s in o.parents or o in s.parents:
+        raise DataError(f"output {out} and source {src} overlap (one holds the other); write the shards to a "
+                        "folder outside the source tree")
+    if problem := output_problem(out, kind="dir"):
+        raise DataError(f"output {out}: {problem}; choose another OUT folder")
     splits = [s for s in ("train", "val") if (src / s).is_dir()]
     pairs = [(src / s, out / s, s) for s in splits] if splits else [(src, out, "train")]
     classes = list_classes(pairs[0][0])

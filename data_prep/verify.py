@@ -77,6 +77,18 @@ def verify_folder(path: str | Path, threads: int = 4) -> Verification:
     return result
 
 
+def require_verified(path: str | Path, flag: str = "--verify-data") -> str:
+    """``verify_folder`` as a gate before a run: the one-line summary when every shard matches
+    (or none has a checksum recorded), else a DataError naming the first bad shard and the fix."""
+    result = verify_folder(path)
+    if result.bad:
+        shard, why = result.bad[0]
+        more = (f" (and {len(result.bad) - 1} more: python -m data_prep.verify {path} lists them)"
+                if len(result.bad) > 1 else "")
+        raise DataError(f"{flag}: {shard}: {why}{more}; re-convert {path}")
+    return result.summary()
+
+
 def shard_folders(path: str | Path) -> list[Path]:
     """``path`` itself when it holds a manifest, else its sub-folders that do; [path] when none
     do (so that the missing manifest is reported)."""
@@ -92,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("paths", nargs="+", metavar="PATH", help="shards folder (or a folder of shards folders)")
     ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="files hashed in parallel")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.threads < 1:
+        print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
     results = []
     try:
         for path in args.paths:

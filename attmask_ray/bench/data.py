@@ -35,6 +35,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from attmask_ray.bench.flags import BenchError, check_choices, check_device, check_minimums
+
 
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
@@ -272,6 +274,9 @@ def torchvision_baseline(src: Path, cfg, batch: int, epochs: int, workers: int) 
     return _timed_epochs(run, epochs)
 
 
+SKIPPABLE = ("device", "host", "aug", "per-crop", "torchvision")
+
+
 def main(argv: list[str]) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -297,9 +302,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--aug-batches", type=int, default=4,
                     help="batches timed for the device-mode +aug row when --device is a CPU (slow there)")
     ap.add_argument("--device", default="cpu", help="where the FFCV loader's batched augmentations run")
-    ap.add_argument("--skip", default="", help="comma list of rows to skip: device,host,aug,per-crop,torchvision")
+    ap.add_argument("--skip", default="", help=f"comma list of rows to skip: {','.join(SKIPPABLE)}")
     args = ap.parse_args(argv)
+    check_minimums(args, {"images": 9, "workers": 1, "batch": 1, "epochs": 1, "local_crops": 0, "global_size": 8,
+                          "local_size": 8, "max_resolution": 0, "shards": 1, "aug_batches": 1})
     skip = set(filter(None, args.skip.split(",")))
+    check_choices("--skip", sorted(skip), SKIPPABLE)
+    check_device(args.device)
+    if args.src and not Path(args.src).is_dir():
+        raise BenchError(f"--src {args.src} is not a folder; pass an ImageFolder of JPEGs (or leave --src out)")
     console = Console(width=160)
     torch.set_num_threads(args.workers)
     work = Path(tempfile.mkdtemp(prefix="bench_data_"))

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from attmask_ray.bench.flags import check_minimums
+
 KS = (10, 20, 100, 200)
 GIB = 2**30
 
@@ -108,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads per variant")
     p.add_argument("--skip-naive", action="store_true", help="only the blocked version (naive needs Q*N*4 bytes)")
     args = p.parse_args(argv)
+    check_minimums(args, {"train": max(KS), "queries": 1, "dim": 1, "classes": 2, "chunk": 1, "noise": 0, "repeat": 1,
+                          "threads": 1})
     print(f"k-NN bench: {args.train:,} x {args.dim} train, {args.queries:,} queries, {args.classes} classes, "
           f"k={KS}, {args.threads} threads, CPU")
     results = {"blocked": run("blocked", args)}

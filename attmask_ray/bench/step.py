@@ -17,7 +17,9 @@ import time
 
 import torch
 
+from attmask_ray.bench.flags import check_choices, check_device, check_minimums
 from attmask_ray.config import from_dict
+from attmask_ray.masking import STRATEGIES
 from attmask_ray.optim import unwrap
 from attmask_ray.train.state import TrainingState
 from attmask_ray.train.step import train_step
@@ -44,7 +46,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak for MFU (e.g. 790 for H200 bf16)")
     p.add_argument("--no-split", action="store_true", help="skip the synchronised per-phase split run")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    check_minimums(a, {"patch_size": 1, "batch": 1, "global_size": 1, "local_size": 1, "n_local": 0, "out_dim": 1,
+                       "threads": 0, "warmup": 0, "steps": 1, "peak_tflops": 0})
+    if a.strategy != "compare":
+        check_choices("--strategy", [a.strategy], (*STRATEGIES, "compare"))
+    check_device(a.device)
+    return a
 
 
 def build_state(a: argparse.Namespace, strategy: str) -> TrainingState:

@@ -27,7 +27,8 @@ from attmask_ray.eval.fewshot import fewshot_knn
 from attmask_ray.eval.knn import check_bank, knn_classify
 from attmask_ray.eval.linear import train_linear, train_linear_augmented
 from attmask_ray.eval.masked import masked_robustness, masked_val_features
-from attmask_ray.results import append_results, config_columns
+from attmask_ray.output_paths import output_problem
+from attmask_ray.results import FILENAME, append_results, config_columns, read_results
 from attmask_ray.train.checkpoint import Checkpoint, load_checkpoint
 
 TASKS = ("knn", "fewshot", "linear", "masked")
@@ -168,6 +169,15 @@ def _empty() -> Features:
     return Features({}, torch.zeros(0, dtype=torch.long))
 
 
+def _check_same_grid(cfg: ExperimentConfig, attn_cfg: ExperimentConfig, attn_path: str | Path) -> None:
+    """The masked task hides patches by another teacher's attention: both need one patch grid."""
+    p, q = cfg.model.patch_size, attn_cfg.model.patch_size
+    g = cfg.data.global_crop_size
+    if p != q:
+        raise EvalError(f"--attn-checkpoint {attn_path} has patch {q} ({g // q}x{g // q} grid at {g} px) but the "
+                        f"evaluated checkpoint has patch {p} ({g // p}x{g // p}); pass a checkpoint with the same patch size")
+
+
 def _check_datasets(train_path: str, val_path: str, knn_k: Sequence[int] = ()) -> int:
     """Class-count and k-NN bank checks on real datasets before any task starts; returns the class count.
 
@@ -206,8 +216,13 @@ def run_evaluations(checkpoint_path: str | Path, tasks: str | Sequence[str] = TA
     eval_cfg = eval_cfg or cfg.eval
     train_path = str(train_path or cfg.data.knn_train_path or cfg.data.train_path)
     val_path = str(val_path or cfg.data.val_path)
-    if attn_checkpoint is not None:
-        load_checkpoint(attn_checkpoint)  # fail now, not inside a task
+    if out_dir is not None:  # refused now, not after the tasks ran
+        if problem := output_problem(out_dir, kind="dir"):
+            raise EvalError(f"--out {out_dir}: {problem}; pass an experiment folder to append results.parquet to")
+        if (Path(out_dir) / FILENAME).exists():
+            read_results(out_dir)
+    if attn_checkpoint is not None:  # fail now, not inside a task
+        _check_same_grid(cfg, load_checkpoint(attn_checkpoint).config, attn_checkpoint)
     num_classes = (_check_datasets(train_path, val_path, eval_cfg.knn_k if "knn" in names else ())
                    if loader_factory is None else None)
     spec = EvalSpec(str(ckpt.path), train_path, val_path, eval_cfg, which, attn_checkpoint,

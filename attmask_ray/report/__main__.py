@@ -9,6 +9,20 @@ from typing import Sequence
 from attmask_ray.report import ReportError, make_report, print_report
 
 
+def check_metric(experiment_dir: str, metric: str) -> None:
+    """--metric names a column of the results table (the sweep's own report only notes a missing one)."""
+    from attmask_ray.results import ResultsError, read_results
+    from attmask_ray.report.build import metric_columns
+
+    try:
+        df = read_results(experiment_dir)
+    except (FileNotFoundError, ResultsError) as exc:
+        raise ReportError(str(exc)) from None
+    if metric not in df.columns:
+        present = ", ".join(metric_columns(df)) or "none"
+        raise ReportError(f"--metric {metric!r} is not a column of {experiment_dir}/results.parquet; present: {present}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m attmask_ray.report",
                                 description="results.parquet -> report.md (Table 1 layout) + plots")
@@ -17,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--metric", default="knn_top1", help="metric plotted vs epoch and vs each swept knob")
     args = p.parse_args(argv)
     try:
+        check_metric(args.experiment_dir, args.metric)
         report = make_report(args.experiment_dir, args.out, metric=args.metric)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)

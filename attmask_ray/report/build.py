@@ -12,7 +12,8 @@ from attmask_ray.report.health import Health, health_section
 from attmask_ray.report.plots import Plot, metric_vs_epoch, metric_vs_knob
 from attmask_ray.report.tables import (ReportError, Summary, knob_label, missing_notes, summarise,
                                        swept_knobs, table_metrics, to_markdown, trial_finals)
-from attmask_ray.results import FILENAME, read_results
+from attmask_ray.output_paths import output_problem
+from attmask_ray.results import FILENAME, ResultsError, read_results
 
 REPORT_DIR = "report"  # default output folder inside the experiment folder
 REPORT_FILE = "report.md"
@@ -43,8 +44,8 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
     experiment_dir = Path(experiment_dir)
     try:
         df = read_results(experiment_dir)
-    except FileNotFoundError as exc:
-        raise ReportError(str(exc)) from exc
+    except (FileNotFoundError, ResultsError) as exc:
+        raise ReportError(str(exc)) from None
     if df.empty:
         raise ReportError(f"{experiment_dir / FILENAME} has no rows yet; wait for the first evaluation")
     floors = pd.DataFrame()
@@ -54,6 +55,8 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
         if df.empty:
             raise ReportError(f"{experiment_dir / FILENAME} holds only floor rows; run the sweep first")
     out = Path(out_dir) if out_dir is not None else experiment_dir / REPORT_DIR
+    if problem := output_problem(out, kind="dir"):
+        raise ReportError(f"report folder {out}: {problem}; pass --out a writable folder")
     out.mkdir(parents=True, exist_ok=True)
 
     metrics = table_metrics(df)

@@ -26,6 +26,17 @@ from attmask_ray.train.state import TrainingState, resolve_device
 from attmask_ray.train.step import train_step
 
 SCALARS = ("loss", "cls", "mim", "masked_ratio")
+EPOCH_METRICS = SCALARS + ("lr", "images_per_s", "data_wait_frac")
+
+
+def reported_metrics(cfg: ExperimentConfig) -> list[str]:
+    """Every metric a trial of ``cfg`` reports to Tune (a TuneSpec.metric must be one of them):
+    the epoch scalars, the collapse diagnostics and the online k-NN's (``knn_top1``/``knn_top5``
+    at k = 20, or the first k, and ``knn_top{1,5}_k{k}`` for each k)."""
+    from attmask_ray.diagnostics import DIAGNOSTICS
+
+    knn = ["knn_top1", "knn_top5"] + [f"knn_top{t}_k{k}" for k in cfg.eval.knn_k for t in (1, 5)]
+    return knn + list(EPOCH_METRICS) + list(DIAGNOSTICS)
 
 
 _EVAL_LOADERS: dict[tuple, object] = {}

@@ -19,6 +19,8 @@ import torch
 from attmask_ray.config import ConfigError, ExperimentConfig, apply_overrides, parse_overrides
 from attmask_ray.masking import STRATEGIES
 from attmask_ray.models import MaskedViT, build_backbone
+from attmask_ray.output_paths import output_problem
+from attmask_ray.resources import device_problem
 from attmask_ray.viz.attention import cls_attention, cls_attention_per_head
 from attmask_ray.viz.heads import draw_heads_figure
 from attmask_ray.viz.inputs import VizError, load_from_shards, load_photos
@@ -121,8 +123,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.num_images < 1:
-        print("error: --num-images must be >= 1", file=sys.stderr)
+    problem = ("--num-images must be >= 1" if args.num_images < 1 else device_problem(args.device))
+    if problem is None and (why := output_problem(args.out, kind="file")):
+        problem = f"--out {args.out}: {why}; choose another PNG path"
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         out = run_masks(args) if args.command == "masks" else run_heads(args)
