@@ -183,28 +183,38 @@ def attmask_trial(params: dict[str, Any], base: dict[str, Any], storage: str, ev
                "_objective_over": objective_over or {}})
 
 
-def best_table(results: Any, sweep: Sweep, checkpoints: dict[str, str] | None = None) -> Table:
-    """The 10 best trials with their knob values, metric, epoch, status and last kept checkpoint."""
+def best_table(results: Any, sweep: Sweep) -> Table:
+    """The 10 best trials with their knob values, metric, epoch and status."""
     spec = sweep.spec
-    checkpoints = checkpoints or {}
     table = Table(title=f"best trials by {spec.metric} ({spec.mode})")
     knobs = list(describe_space(sweep))
     for col in ["trial", *knobs, spec.metric, "epoch", "status"]:
         table.add_column(col)
-    table.add_column("checkpoint", overflow="fold")
-    rows = []
-    for res in results:
-        value = (res.metrics or {}).get(spec.metric)
-        rows.append((value, res))
-    sign = -1 if spec.mode == "max" else 1
-    rows.sort(key=lambda r: (r[0] is None, sign * (r[0] or 0)))
-    for value, res in rows[:10]:
+    for value, res in ranked(results, spec)[:10]:
         cfg = res.config or {}
         table.add_row(Path(res.path).name if res.path else "?", *[str(cfg.get(k, "")) for k in knobs],
                       f"{value:.2f}" if isinstance(value, (int, float)) else "-",
-                      f"{(res.metrics or {}).get('epoch', 0):.1f}", "error" if res.error else "ok",
-                      checkpoints.get(Path(res.path).name if res.path else "", "-"))
+                      f"{(res.metrics or {}).get('epoch', 0):.1f}", "error" if res.error else "ok")
     return table
+
+
+def ranked(results: Any, spec: Any) -> list[tuple[Any, Any]]:
+    """(metric value, result) of every trial, best first; trials without the metric last."""
+    rows = [((res.metrics or {}).get(spec.metric), res) for res in results]
+    sign = -1 if spec.mode == "max" else 1
+    rows.sort(key=lambda r: (r[0] is None, sign * (r[0] or 0)))
+    return rows
+
+
+def checkpoint_lines(results: Any, spec: Any, checkpoints: dict[str, str]) -> list[str]:
+    """One line per trial of the best-trials order: its latest checkpoint still on disk (full path,
+    on its own line so that it can be copied into evaluate/export/viz)."""
+    lines = []
+    for _, res in ranked(results, spec)[:10]:
+        folder = Path(res.path).name if res.path else ""
+        trial = folder.split("_")[2] if folder.startswith("attmask_trial_") else folder
+        lines.append(f"  {trial}: {checkpoints.get(folder, '- (none kept)')}")
+    return lines
 
 
 def connect_error(address: str, exc: BaseException) -> str:
@@ -302,7 +312,10 @@ def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: in
     exp_dir = results_dir(storage, name)
     rows = result_rows(results, base_dict(sweep), read_journal(journal_path(exp_dir)))
     path = write_sweep_results(exp_dir, rows)
-    console.print(best_table(results, sweep, last_kept_checkpoints(rows)))
+    console.print(best_table(results, sweep))
+    console.print("latest kept checkpoint per trial:")
+    for line in checkpoint_lines(results, sweep.spec, last_kept_checkpoints(rows)):
+        console.print(line, soft_wrap=True, highlight=False)
     console.print(f"results: {path}")
     if not args.no_report:
         try:
