@@ -56,12 +56,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(directory: str | Path, state_dict: dict[str, Any], cfg: ExperimentConfig,
-                    metrics: dict[str, float] | None = None) -> Path:
-    """Write ``directory/state.pt`` atomically; ``state_dict`` is ``TrainingState.state_dict()``."""
+                    metrics: dict[str, float] | None = None, epoch_progress: dict[str, Any] | None = None) -> Path:
+    """Write ``directory/state.pt`` atomically; ``state_dict`` is ``TrainingState.state_dict()``.
+    ``epoch_progress``: a mid-epoch checkpoint's partial epoch statistics (train/loop.EpochProgress)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "config": to_dict(cfg), "state": state_dict,
                "rng": rng_state(), "git_sha": git_sha(), "metrics": dict(metrics or {})}
+    if epoch_progress is not None:
+        payload["epoch_progress"] = epoch_progress
     tmp = directory / (FILENAME + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, directory / FILENAME)

@@ -129,6 +129,40 @@ class _EpochMean:
         return {k: v / self.counts[k] for k, v in self.sums.items()}
 
 
+class EpochProgress:
+    """What one epoch's report averages, kept in mid-epoch checkpoints so that an epoch resumed
+    from one reports over all its steps: the loss and diagnostic reads before and after the
+    restart, the steps trained and their wall/data-wait time (the replayed, skipped batches of
+    a resumed epoch excluded)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.loss_sum, self.n_logs, self.done = 0.0, 0, 0
+        self.seconds, self.wait = 0.0, 0.0  # of the steps counted in ``done``, before this process's segment
+        self.diag = _EpochMean()
+
+    def state_dict(self, seconds: float, wait: float) -> dict[str, Any]:
+        """The progress so far, ``seconds``/``wait`` of this process's segment added."""
+        return {"epoch": self.epoch, "loss_sum": self.loss_sum, "n_logs": self.n_logs, "done": self.done,
+                "seconds": self.seconds + seconds, "wait": self.wait + wait,
+                "diag_sums": dict(self.diag.sums), "diag_counts": dict(self.diag.counts)}
+
+    @classmethod
+    def resume(cls, saved: dict[str, Any] | None, epoch: int) -> "EpochProgress":
+        """The saved progress when it belongs to ``epoch`` (a mid-epoch checkpoint), else a fresh one."""
+        out = cls(epoch)
+        if saved and int(saved.get("epoch", -1)) == epoch:
+            out.loss_sum, out.n_logs, out.done = float(saved["loss_sum"]), int(saved["n_logs"]), int(saved["done"])
+            out.seconds, out.wait = float(saved["seconds"]), float(saved["wait"])
+            out.diag.sums, out.diag.counts = dict(saved["diag_sums"]), dict(saved["diag_counts"])
+        return out
+
+    def rates(self, images_per_step: int, seconds: float, wait: float) -> dict[str, float]:
+        """images/s and data-wait share over every counted step (``seconds``/``wait``: this segment)."""
+        total = max(self.seconds + seconds, 1e-9)
+        return {"images_per_s": self.done * images_per_step / total, "data_wait_frac": (self.wait + wait) / total}
+
+
 def _is_read_step(step: int, cfg: ExperimentConfig, steps_per_epoch: int) -> bool:
     """Whether the scalars are read on the host after optimiser step ``step`` (1-based count)."""
     return (step % cfg.scaling.log_every == 0 or step % steps_per_epoch == 0
@@ -154,12 +188,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     state = TrainingState.build(cfg, steps_per_epoch=len(loader), device=device)
     ckpt = ray.train.get_checkpoint()
     resumed_from = -1  # reported so a restart from a checkpoint is visible in the results
+    saved_progress = None  # a mid-epoch checkpoint's EpochProgress
     if ckpt is not None:
         with ckpt.as_directory() as d:
             restored = load_checkpoint(d, map_location=device)
             state.load_state_dict(restored.payload["state"])
             set_rng_state(restored.payload["rng"])
             resumed_from = state.step
+            saved_progress = restored.payload.get("epoch_progress")
             print(f"[attmask_ray] rank {rank}: resumed from checkpoint at step {state.step}", flush=True)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -169,6 +205,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     spe = len(loader)
     images_per_step = cfg.optim.batch_size
 
+    progress = EpochProgress.resume(saved_progress, state.epoch)
+    segment = {"t0": time.perf_counter(), "wait0": 0.0}  # this process's timed span of the epoch
+
+    def segment_times() -> tuple[float, float]:
+        return time.perf_counter() - segment["t0"], loader.wait_time - segment["wait0"]
+
     def report(metrics: dict[str, Any], with_checkpoint: bool) -> None:
         metrics = {**metrics, "step": state.step, "epoch": state.step / spe, "resumed_from_step": resumed_from}
         if exporter is not None:
@@ -177,7 +219,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 checkpoint = None
                 if rank == 0:
-                    save_checkpoint(tmp, state.state_dict(), cfg, metrics)
+                    mid_epoch = state.step % spe != 0
+                    save_checkpoint(tmp, state.state_dict(), cfg, metrics,
+                                    epoch_progress=progress.state_dict(*segment_times()) if mid_epoch else None)
                     checkpoint = ray.train.Checkpoint.from_directory(tmp)
                 ray.train.report(metrics, checkpoint=checkpoint)
         else:
@@ -191,37 +235,38 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         epoch = state.epoch
         skip = state.step - epoch * spe  # resuming mid-epoch: same order, skip what was done
         loader.set_epoch(epoch)
-        t_epoch, done, epoch_loss, n_logs = time.perf_counter(), 0, 0.0, 0
-        epoch_diag = _EpochMean()
+        if progress.epoch != epoch:
+            progress = EpochProgress(epoch)
+        segment.update(t0=time.perf_counter(), wait0=0.0)
         for i, (crops, _labels) in enumerate(loader):
             if i < skip:
+                if i == skip - 1:  # replayed batches are not this epoch's training time
+                    segment.update(t0=time.perf_counter(), wait0=loader.wait_time)
                 continue
             # diagnostics only on rank 0 (which reports) and the steps whose scalars are read on the host
             diagnose = rank == 0 and _is_read_step(state.step + 1, cfg, spe)
             window.add(train_step(state, crops, rank, diagnostics=diagnose))
-            done += 1
+            progress.done += 1
             last_of_epoch = state.step % spe == 0
             if _is_read_step(state.step, cfg, spe):
                 vals = window.read()
-                epoch_diag.add({k: v for k, v in vals.items() if k in TRAIN_DIAGNOSTICS})
+                progress.diag.add({k: v for k, v in vals.items() if k in TRAIN_DIAGNOSTICS})
                 if not all(torch.isfinite(torch.tensor(vals[k])) for k in SCALARS):
                     report({"stop_reason": f"non-finite loss at step {state.step} (loss={vals['loss']}): "
                                            "lower optim.lr or check the data; earlier checkpoints are kept",
                             **{k: v for k, v in vals.items()}}, with_checkpoint=False)
                     return
-                epoch_loss += vals["loss"]
-                n_logs += 1
+                progress.loss_sum += vals["loss"]
+                progress.n_logs += 1
                 if exporter is not None:
                     exporter.update({**vals, "step": state.step})
             if state.step % cfg.scaling.checkpoint_every == 0 and not last_of_epoch:
                 report({"loss": vals["loss"], "lr": state.optimizer.param_groups[0]["lr"]}, with_checkpoint=True)
-        elapsed = time.perf_counter() - t_epoch
         metrics: dict[str, Any] = {
-            "loss": epoch_loss / max(n_logs, 1), "mim": vals["mim"], "cls": vals["cls"],
+            "loss": progress.loss_sum / max(progress.n_logs, 1), "mim": vals["mim"], "cls": vals["cls"],
             "masked_ratio": vals["masked_ratio"], "lr": state.optimizer.param_groups[0]["lr"],
-            "images_per_s": done * images_per_step / max(elapsed, 1e-9),
-            "data_wait_frac": loader.wait_time / max(elapsed, 1e-9),
-            **epoch_diag.means(),  # collapse diagnostics: mean over the read steps of the epoch
+            **progress.rates(images_per_step, *segment_times()),
+            **progress.diag.means(),  # collapse diagnostics: mean over the read steps of the epoch
         }
         finished_epochs = state.step // spe
         if finished_epochs % cfg.eval.eval_every == 0 or state.step >= state.schedules.total_steps:

@@ -126,8 +126,8 @@ def test_non_finite_loss_stops_cleanly_and_keeps_earlier_checkpoints(embedded_ro
     saved: list[int] = []
     real_save = loop.save_checkpoint
 
-    def keep(directory, state_dict, cfg, metrics=None):  # local mode keeps no files: record what was saved
-        path = real_save(directory, state_dict, cfg, metrics)
+    def keep(directory, state_dict, cfg, metrics=None, **kw):  # local mode keeps no files: record what was saved
+        path = real_save(directory, state_dict, cfg, metrics, **kw)
         shutil.copytree(directory, tmp_path / "kept" / f"step_{state_dict['step']}")
         saved.append(state_dict["step"])
         return path
@@ -137,7 +137,10 @@ def test_non_finite_loss_stops_cleanly_and_keeps_earlier_checkpoints(embedded_ro
     result = _trainer(cfg, tmp_path, "nan", workers=0).fit()  # local mode: the loop runs in this process
     assert "non-finite loss at step 6" in result.metrics["stop_reason"]
     assert saved == [2, 4], "checkpoints before the NaN are written, none after it"
-    assert load_checkpoint(tmp_path / "kept" / "step_4").step == 4
+    kept = load_checkpoint(tmp_path / "kept" / "step_4")
+    assert kept.step == 4
+    # a mid-epoch checkpoint carries the epoch's statistics so far (a resumed epoch reports all its steps)
+    assert kept.payload["epoch_progress"]["epoch"] == 0 and kept.payload["epoch_progress"]["done"] == 4
 
 
 def test_window_averages_diagnostics_over_the_steps_that_carry_them():
@@ -156,3 +159,29 @@ def test_window_averages_diagnostics_over_the_steps_that_carry_them():
     epoch.add({"teacher_entropy": 0.7})
     epoch.add({})
     assert epoch.means() == {"teacher_entropy": 0.6}
+
+
+def test_epoch_progress_survives_a_mid_epoch_checkpoint():
+    from attmask_ray.train.loop import EpochProgress
+
+    before = EpochProgress(epoch=2)
+    for loss in (3.0, 2.0):  # two reads before the crash, 10 steps of 8 images in 4 s (1 s waiting)
+        before.loss_sum += loss
+        before.n_logs += 1
+        before.diag.add({"teacher_entropy": loss / 10})
+    before.done = 10
+    saved = before.state_dict(seconds=4.0, wait=1.0)
+
+    after = EpochProgress.resume(saved, epoch=2)  # the restarted process trains 5 more steps in 2 s
+    after.loss_sum += 1.0
+    after.n_logs += 1
+    after.diag.add({"teacher_entropy": 0.1})
+    after.done += 5
+    assert after.loss_sum / after.n_logs == pytest.approx(2.0)  # all three reads of the epoch
+    assert after.diag.means()["teacher_entropy"] == pytest.approx(0.2)
+    rates = after.rates(images_per_step=8, seconds=2.0, wait=0.5)
+    assert rates["images_per_s"] == pytest.approx(15 * 8 / 6.0)
+    assert rates["data_wait_frac"] == pytest.approx(1.5 / 6.0)
+    # a checkpoint of another epoch (or none) starts the epoch afresh
+    assert EpochProgress.resume(saved, epoch=3).done == 0
+    assert EpochProgress.resume(None, epoch=2).n_logs == 0
