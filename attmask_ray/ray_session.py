@@ -18,7 +18,9 @@ retry warnings; the sweep driver also keeps Ray's worker output in Ray's log fil
 from __future__ import annotations
 
 import logging
+import os
 import socket
+from pathlib import Path
 from typing import Any
 
 # Ray Train INFO chatter that says nothing a user acts on (one line per report and checkpoint)
@@ -61,3 +63,32 @@ def local_runtime_env(dashboard_port: int | None) -> dict[str, Any]:
     api = f"http://127.0.0.1:{dashboard_port}" if dashboard_port else REFUSED_API
     return {"env_vars": {"RAY_TRAIN_V2_ENABLED": "1", "RAY_API_SERVER_ADDRESS": api},
             "worker_process_setup_hook": "attmask_ray.ray_session.quiet_ray_workers"}
+
+
+RECORDED_CLUSTER = Path("/tmp/ray/ray_current_cluster")  # where `ray start` records the latest head
+
+
+def unreachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why nothing answers at a Ray ``--address`` (checked with one TCP connect, where Ray
+    itself would retry for minutes), or None. ``auto`` resolves as Ray does: ``RAY_ADDRESS``,
+    else the cluster recorded by the latest ``ray start``. Other forms are left to Ray."""
+    target = address
+    if address == "auto":
+        target = os.environ.get("RAY_ADDRESS", "")
+        if not target and RECORDED_CLUSTER.is_file():
+            target = (RECORDED_CLUSTER.read_text().split() or [""])[0]
+        if not target:
+            return ("--address auto found no cluster (RAY_ADDRESS is unset and no `ray start` cluster is recorded "
+                    f"in {RECORDED_CLUSTER}); start one with ray start --head, or drop --address for a local one")
+    if target.startswith("ray://"):
+        target = target[len("ray://"):]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or "/" in target:
+        return None
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return None
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        via = f" (from {address})" if target != address else ""
+        return f"nothing answers at {target}{via}: {why}; check the address (ray status on the head) or drop --address"

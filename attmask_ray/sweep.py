@@ -18,7 +18,7 @@ from rich.table import Table
 
 from attmask_ray.config import ConfigError, flatten
 from attmask_ray.output_paths import output_problem
-from attmask_ray.ray_session import free_port, local_runtime_env
+from attmask_ray.ray_session import free_port, local_runtime_env, unreachable
 from attmask_ray.resources import TrialNeed, check_local, concurrency, local_cluster_cpus, local_gpu_count
 from attmask_ray.sweep_file import Sweep, base_dict, describe_space, load_sweep, with_data_root
 
@@ -280,6 +280,9 @@ def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: in
     started_here = False
     if not ray.is_initialized():
         if args.address:
+            if problem := unreachable(args.address):
+                console.print(f"[bold red]error:[/] cannot connect to the Ray cluster: {problem}", soft_wrap=True)
+                return 2
             try:
                 ray.init(address=args.address, log_to_driver=args.ray_logs)
             except Exception as exc:  # noqa: BLE001 - any connection failure is one line for the user

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,7 +111,15 @@ CASES = [
     ('sweep', ['sweeps/smoke.py:eval.knn_k=()', '--dry-run'], 'eval.knn_k must be positive ints, got'),
     ('sweep', ['sweeps/smoke.py:data.train_path={data}/train,data.val_path={data}/test,data.knn_train_path={nowhere}'], 'does not exist; build it with `python -m data_prep.fashion_mnist data/fashion_mnist` or `p'),
     ('sweep', ['sweeps/smoke.py', '--address', 'bogus-host:1', '--dry-run', '--num-samples', 'x'], "argument --num-samples: invalid int value: 'x"),
+    ('sweep', ['sweeps/smoke.py:data.train_path={data}/train,data.val_path={data}/test', '--address', '127.0.0.1:1',
+               '--storage', '{tmp}/rr'], 'nothing answers at 127.0.0.1:1'),
+    ('sweep', ['sweeps/smoke.py:data.train_path={data}/train,data.val_path={data}/test', '--address', 'ray://127.0.0.1:1',
+               '--storage', '{tmp}/rr'], 'nothing answers at 127.0.0.1:1 (from ray://127.0.0.1:1)'),
     # --- evaluate ---
+    ('evaluate', ['{ckpt}', '--train', '{data}/train', '--val', '{data}/test', '--address', '127.0.0.1:1',
+                  '--set', 'eval.knn_k=(5,)'], 'cannot connect to the Ray cluster: nothing answers at 127.0.0.1:1'),
+    ('evaluate', ['{mismatched_ckpt}', '--train', '{data}/train', '--val', '{data}/test', '--local',
+                  '--set', 'eval.knn_k=(5,)'], 'weights do not fit the model its config describes'),
     ('evaluate', ['{ckpt}', '--train', '{corrupt_data}', '--val', '{data}/test', '--verify-data'], 'differs from the recorded'),
     ('evaluate', ['{nowhere}'], "pass a checkpoint directory holding state.pt (see the trial's checkpoint_* folders"),
     ('evaluate', ['{empty}'], "pass a checkpoint directory holding state.pt (see the trial's checkpoint_* folders"),
@@ -138,6 +147,7 @@ CASES = [
     ('export', ['{ckpt}', '{file}/x.pth'], 'cannot be created under it; choose another OUT path'),
     ('export', ['{ckpt}', '/proc/x.pth'], 'choose another OUT path'),
     ('export', ['{ckpt}', '{file}'], 'must end in .pth or .pt (the weights; the timm kwargs go next to it as .json), e.g.'),
+    ('export', ['{mismatched_ckpt}', '{tmp}/x.pth'], 'weights do not fit the model its config describes'),
     # --- report ---
     ('report', ['{nowhere}'], 'run a sweep (python -m attmask_ray.sweep ...) or an evaluation first'),
     ('report', ['{empty}'], 'run a sweep (python -m attmask_ray.sweep ...) or an evaluation first'),
@@ -169,6 +179,8 @@ CASES = [
     ('viz', ['masks', '--random-init', '--images', '{photo}', '--strategies', 'bogus', '--out', '{tmp}/m.png'], "argument --strategies: invalid choice: 'bogus' (choose from 'block', 'random', 'attmask_hi"),
     ('viz', ['masks', '--checkpoint', '{corrupt_ckpt}', '--images', '{photo}', '--out', '{tmp}/m.png'], 'cannot read checkpoint'),
     ('viz', ['masks', '--random-init', '--images', '{photo}', '--device', 'tpu', '--out', '{tmp}/m.png'], 'is not a torch device'),
+    ('viz', ['masks', '--checkpoint', '{mismatched_ckpt}', '--images', '{photo}', '--out', '{tmp}/m.png'],
+     'weights do not fit the model its config describes'),
     # --- fashion_mnist ---
     ('fashion_mnist', ['{tmp}/fm', '--train-subset', '0'], '--train-subset must be a positive multiple of 10, got 0'),
     ('fashion_mnist', ['{tmp}/fm', '--train-subset', '-10'], '--train-subset must be a positive multiple of 10, got -10'),
@@ -258,6 +270,10 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, embedded_root: Path) -> 
     other = apply_overrides(cfg, {"model.patch_size": 7, "data.local_crop_size": 14})  # another patch grid
     save_checkpoint(w / "ckpt_other", TrainingState.build(other, steps_per_epoch=1).state_dict(), other,
                     metrics={"epoch": 0})
+    shutil.copytree(w / "ckpt", w / "mismatched_ckpt")  # weights of a 48-wide model, config says 96
+    payload = torch.load(w / "mismatched_ckpt" / "state.pt", weights_only=False)
+    payload["config"]["model"]["embed_dim"] = 96
+    torch.save(payload, w / "mismatched_ckpt" / "state.pt")
     (w / "corrupt_ckpt").mkdir()
     (w / "corrupt_ckpt" / "state.pt").write_bytes(b"not a torch checkpoint " * 200)
     (w / "empty").mkdir()

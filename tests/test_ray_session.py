@@ -34,3 +34,24 @@ def test_quiet_ray_workers_lowers_train_chatter_only():
     cleaner = logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner")
     assert cleaner.getEffectiveLevel() == logging.ERROR
     assert logging.getLogger("ray.train.v2._internal.execution.controller.controller").isEnabledFor(logging.ERROR)
+
+
+def test_unreachable_addresses_are_found_with_one_connect(tmp_path, monkeypatch):
+    import socket
+
+    from attmask_ray import ray_session
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray_session, "RECORDED_CLUSTER", tmp_path / "ray_current_cluster")
+    assert "found no cluster" in ray_session.unreachable("auto")
+    (tmp_path / "ray_current_cluster").write_text("127.0.0.1:1\n")  # a dead recorded head
+    assert "nothing answers at 127.0.0.1:1 (from auto)" in ray_session.unreachable("auto")
+    with socket.socket() as server:  # something listening: reachable
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert ray_session.unreachable(f"127.0.0.1:{port}") is None
+        assert ray_session.unreachable(f"ray://127.0.0.1:{port}") is None
+        monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+        assert ray_session.unreachable("auto") is None
+    assert ray_session.unreachable("local") is None  # left to Ray

@@ -28,6 +28,7 @@ from attmask_ray.eval.knn import check_bank, knn_classify
 from attmask_ray.eval.linear import train_linear, train_linear_augmented
 from attmask_ray.eval.masked import masked_robustness, masked_val_features
 from attmask_ray.output_paths import output_problem
+from attmask_ray.ray_session import unreachable
 from attmask_ray.results import FILENAME, append_results, config_columns, read_results
 from attmask_ray.train.checkpoint import Checkpoint, load_checkpoint
 
@@ -250,6 +251,8 @@ def _run_with_ray(spec: EvalSpec, names: Sequence[str], train_kinds: Sequence[st
 
     started = False
     if not ray.is_initialized():
+        if address and (problem := unreachable(address)):
+            raise EvalError(f"cannot connect to the Ray cluster: {problem}")
         # no address: a local cluster of our own ("local"), never a recorded or running one by accident
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
         started = True

@@ -86,7 +86,12 @@ class Checkpoint:
         if which not in ("teacher", "student"):
             raise CheckpointError(f"which must be 'teacher' or 'student', got {which!r}")
         model = build_model(self.config.model, self.config.data.global_crop_size, student=which == "student")
-        model.load_state_dict(self.payload["state"][which])
+        try:
+            model.load_state_dict(self.payload["state"][which])
+        except (RuntimeError, KeyError) as exc:  # weights of another architecture than the recorded config
+            first = " ".join(str(exc).split())[:200]
+            raise CheckpointError(f"{self.path}: the {which} weights do not fit the model its config describes "
+                                  f"({first}); the checkpoint is damaged or was edited: use another one") from None
         return model.to(device).eval()
 
     def backbone(self, which: str = "teacher", device: str | torch.device = "cpu") -> MaskedViT:
