@@ -80,7 +80,7 @@ CASES = [
     ('sweep', ['sweeps/smoke.py:optim.lr', '--dry-run'], "sweeps/smoke.py: unknown preset 'optim.lr' (it declares no PRESETS); overrides need key=va"),
     ('sweep', ['sweeps/smoke.py:name=bad name', '--dry-run'], "name 'bad name' must use letters, digits, '_', '-', '.' only"),
     ('sweep', ['sweeps/smoke.py:data.color_jitter=(1,2)', '--dry-run'], 'data.color_jitter needs 4 values, got [1, 2]'),
-    ('sweep', ['sweeps/smoke.py:optim.warmup_epochs=99', '--dry-run'], 'optim.warmup_epochs must be in [0, epochs=5], got 99'),
+    ('sweep', ['sweeps/smoke.py:optim.warmup_epochs=99', '--dry-run'], 'optim.warmup_epochs must be in [0, epochs='),
     ('sweep', ['sweeps/smoke.py:scaling.max_failures=-2', '--dry-run'], 'scaling.max_failures must be >= -1 (-1: unlimited'),
     ('sweep', ['sweeps/smoke.py:data.train_path={nowhere},data.val_path={data}/test'], 'does not exist; build it with `python -m data_prep.fashion_mnist data/fashion_mnist` or `p'),
     ('sweep', ['sweeps/smoke.py:data.train_path={data}/train,data.val_path={nowhere}'], 'does not exist; build it with `python -m data_prep.fashion_mnist data/fashion_mnist` or `p'),
@@ -348,6 +348,7 @@ def test_bad_input_is_one_clear_line(case, workspace, tmp_path, monkeypatch):
     expected_code = rest[0] if rest else 2
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("a Ray cluster was started for a bad input"))
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as a fresh CLI process (the suite's cluster may run)
     argv = [a.format(tmp=tmp_path, **{k: str(v) for k, v in workspace.items()}) for a in argv]
     roots = [p for p in {*workspace.values(), tmp_path} if p.is_dir()]
     before = _snapshot(*roots)
