@@ -8,10 +8,12 @@ DINO's main lever and cheap here: a 14 px local crop is a 2x2 grid of 7 px patch
 This sweep is a 2x2 grid, 10 epochs on the 5k split, attmask_high, everything else the recipe:
   data.local_crops_number  0 (recipe) | 6 (14 px, scale 0.1-0.4, as the recipe's local scale)
   data.global_crops_scale  (0.8, 1.0) (recipe) | (0.4, 1.0) (DINO's default for multi-crop)
+Preset ``sharp`` (experiment sharp_multicrop, docs/results/sharp_multicrop/): the same grid with
+teacher_temp 0.04, to see whether a sharper teacher keeps the stronger crops from uniform targets.
 Exploration only (one strategy, one seed); a preset change is confirmed with block too.
 Expected run time: ~35 minutes on a 2-core CPU machine (two trials side by side).
 Data: python -m data_prep.fashion_mnist data/fashion_mnist_5k --train-subset 5000
-Run:  python -m attmask_ray.sweep sweeps/multicrop.py
+Run:  python -m attmask_ray.sweep sweeps/multicrop.py          (or sweeps/multicrop.py:sharp)
 """
 
 from attmask_ray.config import ExperimentConfig
@@ -22,9 +24,13 @@ EPOCHS = 10
 GRID = {"data.local_crops_number": [0, 6], "data.global_crops_scale": ["(0.8, 1.0)", "(0.4, 1.0)"]}
 
 
+PRESETS = ("sharp",)
+
+
 def get_config(arg: str = "") -> ExperimentConfig:
-    return embedded("multicrop", root="data/fashion_mnist_5k", epochs=EPOCHS, eval_every=2,
-                    extra={"mask.strategy": "attmask_high"})
+    extra = {"mask.strategy": "attmask_high"} | ({"loss.teacher_temp": 0.04} if arg == "sharp" else {})
+    return embedded("sharp_multicrop" if arg == "sharp" else "multicrop", root="data/fashion_mnist_5k",
+                    epochs=EPOCHS, eval_every=2, extra=extra)
 
 
 def search_space(trial) -> None:
