@@ -33,6 +33,11 @@ def _unit_range(name: str, pair: tuple[float, float]) -> None:
     _check(0.0 <= a <= b <= 1.0, f"{name} must satisfy 0 <= a <= b <= 1, got {pair!r}")
 
 
+def is_plain_name(name: str) -> bool:
+    """An experiment name usable as one folder name: letters, digits, '_', '-', '.'."""
+    return bool(re.fullmatch(r"[A-Za-z0-9_.\-]+", name))
+
+
 def _is_timm_model(name: str) -> bool:
     """True when timm knows the architecture name (imported lazily: configs stay cheap to build)."""
     import timm
@@ -265,7 +270,7 @@ class ExperimentConfig:
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
 
     def __post_init__(self) -> None:
-        _check(bool(re.fullmatch(r"[A-Za-z0-9_.\-]+", self.name)), f"name {self.name!r} must use letters, digits, '_', '-', '.' only")
+        _check(is_plain_name(self.name), f"name {self.name!r} must use letters, digits, '_', '-', '.' only")
         _check(0 <= self.seed < 2**32 and 0 <= self.data.seed < 2**32,
                f"seed and data.seed must be in [0, 2**32), got {self.seed} and {self.data.seed}")
         depth = self.model.resolved_depth

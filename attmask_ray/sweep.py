@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from attmask_ray.config import ConfigError, flatten
+from attmask_ray.config import ConfigError, flatten, is_plain_name
 from attmask_ray.output_paths import output_problem
 from attmask_ray.ray_session import free_port, local_runtime_env, unreachable
 from attmask_ray.resources import TrialNeed, check_local, concurrency, local_cluster_cpus, local_gpu_count
@@ -61,9 +61,7 @@ def results_dir(storage: str, name: str) -> Path:
 def check_output(args: argparse.Namespace, sweep: Sweep) -> None:
     """--name is a plain folder name, a local --storage can be written, and --resume finds the
     experiment to restore: all before any cluster starts."""
-    import re
-
-    if args.name is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", args.name):
+    if args.name is not None and not is_plain_name(args.name):
         raise ConfigError(f"--name {args.name!r} must use letters, digits, '_', '-', '.' only (it is a folder under --storage)")
     if "://" not in args.storage:
         problem = output_problem(args.storage, kind="dir")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from attmask_ray.ray_session import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -33,17 +34,6 @@ class Head:
     env: dict[str, str]  # the environment a user has after `source .venv/bin/activate`
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _user_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "PYTHONPATH")}
     env.update(RAY_AUTH_MODE="disabled", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -53,7 +43,7 @@ def _user_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory: pytest.TempPathFactory):
     """A 4-CPU head of our own, started with `ray start --head --block`; stopped (only it) at the end."""
-    gcs, dash, client, agent = _free_ports(4)
+    gcs, dash, client, agent = free_ports(4)
     env = {**_user_env(), "RAY_DASHBOARD_STARTUP_TIMEOUT_S": "300"}  # a busy 2-core machine needs > 60 s
     log_path = tmp_path_factory.mktemp("head") / "ray_start.log"
     log = open(log_path, "w")
