@@ -17,6 +17,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from attmask_ray.masking import STRATEGIES
+
 
 class ConfigError(ValueError):
     """A configuration value or key is wrong; the message is one line naming the fix."""
@@ -96,12 +98,9 @@ class ModelConfig:
         return 12
 
 
-STRATEGIES = ("block", "random", "attmask_high", "attmask_low", "attmask_hint")
-
-
 @dataclass(frozen=True)
 class MaskConfig:
-    strategy: str = "attmask_high"  # paper's "AttMask" (Table 1 best)
+    strategy: str = "attmask_high"  # paper's "AttMask" (Table 1 best); any name of attmask_ray.masking.STRATEGIES
     pred_ratio: tuple[float, float] = (0.1, 0.5)  # r ~ U(a, b) (Table 9c)
     masking_prob: float = 0.5  # p: each global view masked with prob p (Table 9b)
     show_max: float = 0.1  # attmask_hint: reveal among the top show_max*n tokens
@@ -397,41 +396,51 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def assign_dotted(data: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted keys in a nested config dict (sections created as needed, tuples as lists);
+    returns ``data``. ``{"mask.strategy": "block"}`` sets ``data["mask"]["strategy"]``."""
+    for key, value in values.items():
+        *parents, leaf = key.split(".")
+        node = data
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = list(value) if isinstance(value, tuple) else value
+    return data
+
+
 def apply_overrides(cfg: ExperimentConfig, overrides: Mapping[str, Any]) -> ExperimentConfig:
     """Return a new config with dotted-key overrides applied (values validated and coerced)."""
-    data = to_dict(cfg)
     valid = flatten(cfg)
-    for key, value in overrides.items():
+    for key in overrides:
         if key not in valid:
             raise ConfigError(f"unknown config key {key!r}{_hint(key, valid)}")
-        node = data
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = list(value) if isinstance(value, tuple) else value
-    return from_dict(data)
+    return from_dict(assign_dotted(to_dict(cfg), overrides))
 
 
-def parse_overrides(text: str) -> dict[str, Any]:
-    """Parse ``"a.b=1,c.d=(0.1,0.3)"`` into a dict; commas inside brackets are kept."""
-    out: dict[str, Any] = {}
-    depth, buf, parts = 0, "", []
+def split_parts(text: str) -> list[str]:
+    """``"a=1,b=(0.1, 0.3),preset"`` -> ``["a=1", "b=(0.1, 0.3)", "preset"]``: split at commas outside
+    brackets, parts stripped, empty parts dropped (the one splitter of override lists)."""
+    parts, depth, buf = [], 0, ""
     for ch in text:
-        depth += ch in "([{" 
+        depth += ch in "([{"
         depth -= ch in ")]}"
         if ch == "," and depth == 0:
             parts.append(buf)
             buf = ""
         else:
             buf += ch
-    if buf:
-        parts.append(buf)
-    for part in parts:
-        part = part.strip()
-        if not part:
-            continue
-        if "=" not in part:
-            raise ConfigError(f"override {part!r} must look like key=value")
-        key, value = part.split("=", 1)
-        out[key.strip()] = parse_value(value.strip())
-    return out
+    parts.append(buf)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_override(part: str) -> tuple[str, Any]:
+    """``"key=value"`` -> (key, parsed value); anything without '=' raises ConfigError."""
+    if "=" not in part:
+        raise ConfigError(f"override {part!r} must look like key=value")
+    key, value = part.split("=", 1)
+    return key.strip(), parse_value(value.strip())
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """Parse ``"a.b=1,c.d=(0.1,0.3)"`` into a dict; commas inside brackets are kept."""
+    return dict(parse_override(part) for part in split_parts(text))

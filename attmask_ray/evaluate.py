@@ -16,12 +16,13 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from attmask_ray.checkpoint import CheckpointError, load_checkpoint
 from attmask_ray.config import ConfigError, apply_overrides, parse_overrides
-from attmask_ray.data.errors import DataError
-from attmask_ray.eval.features import EvalError
-from attmask_ray.eval.tasks import TASKS, run_evaluations
+from attmask_ray.data import DataError
+from attmask_ray.eval.errors import EvalError
+from attmask_ray.eval.runner import run_evaluations
+from attmask_ray.eval.tasks import TASKS
 from attmask_ray.results import ResultsError
-from attmask_ray.train.checkpoint import CheckpointError, load_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ import torch
 
 from attmask_ray.config import ExperimentConfig
 from attmask_ray.output_paths import output_problem
-from attmask_ray.train.checkpoint import CheckpointError, load_checkpoint
+from attmask_ray.checkpoint import CheckpointError, load_checkpoint
 
 
 class ExportError(ValueError):

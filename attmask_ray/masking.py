@@ -4,24 +4,76 @@ All masks are BoolTensor [B, n] over the h x w patch grid (row-major, n = h*w),
 True = masked (the student sees the mask token). Everything is drawn from the given
 ``torch.Generator`` so masks are reproducible; tensors live on ``scores.device``
 (or ``device`` when no scores are given). Only ``block`` loops on the CPU.
+
+``STRATEGIES`` is the one registry of masking strategies: name -> :class:`Strategy` (whether it
+ranks tokens by the teacher's [CLS] attention, where the reference draws the ratio, and its
+mask function). Config validation, the training step, viz, bench and the report read it; a new
+strategy is one mask function plus one entry here (and its tests, which run over the registry).
 """
 from __future__ import annotations
 
 import difflib
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-__all__ = ["RATIO_PER_IMAGE", "STRATEGIES", "generate_masks", "mask_ratio", "packed_index"]
+__all__ = ["STRATEGIES", "MaskDraw", "Strategy", "generate_masks", "mask_ratio", "packed_index"]
 
-STRATEGIES = ("block", "random", "attmask_high", "attmask_low", "attmask_hint")
-_NEEDS_SCORES = ("attmask_high", "attmask_low", "attmask_hint")
-# Reference default of where r is drawn: block/random per image and crop (its data loader),
-# attmask_* once per batch (its training loop, "the same masking ratio" for the batch).
-RATIO_PER_IMAGE = {"block": True, "random": True, "attmask_high": False, "attmask_low": False,
-                   "attmask_hint": False}
 _BLOCK_ASPECT = (math.log(0.3), math.log(1 / 0.3))  # log-uniform aspect ratio range
 _BLOCK_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class MaskDraw:
+    """The draws every strategy starts from, made once per batch by :func:`generate_masks`.
+
+    keep: [B] bool, which images are masked at all (probability ``prob``); r: [B] float64,
+    each image's masking ratio r ~ U(a, b) (one value expanded, or one per image). Both live
+    where the draws are made (``src``: the generator's device); masks live on ``device``.
+    """
+
+    scores: torch.Tensor | None  # [B, n] teacher [CLS] attention, or None
+    grid: tuple[int, int]  # (h, w)
+    keep: torch.Tensor  # [B] bool
+    r: torch.Tensor  # [B] float64
+    ratio: tuple[float, float]  # (a, b)
+    show_max: float
+    per_image_ratio: bool
+    generator: torch.Generator | None
+    device: torch.device  # where the masks live
+    src: torch.device  # where the draws are made
+
+    @property
+    def n(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.keep.shape[0])
+
+    def tokens(self) -> torch.Tensor:
+        """[B] int64 tokens to mask per image, floor(r * n) (float64: floor as in python)."""
+        return torch.floor(self.r * self.n).long()
+
+    def finish(self, masks: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unkept images unmasked: (masks [B, n] & keep, masked-token count (scalar, where the draws are))
+        from the per-image ``counts`` [B]."""
+        return masks & _to(self.keep, self.device)[:, None], torch.where(self.keep, counts, 0).sum()
+
+
+MaskFn = Callable[[MaskDraw], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One entry of :data:`STRATEGIES`."""
+
+    name: str
+    needs_attention: bool  # ranks tokens by the teacher's [CLS] attention (generate_masks needs scores)
+    ratio_per_image: bool  # the reference's default: r drawn per image and crop (True) or once per batch
+    masks: MaskFn  # MaskDraw -> (masks [B, n] bool on draw.device, masked-token count [] where the draws are)
 
 
 def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy: str,
@@ -34,11 +86,12 @@ def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy:
     """Masks for one batch of views -> BoolTensor [B, h*w], True = masked.
 
     scores: [B, n] teacher [CLS] attention over the n = h*w patches (required for the
-        attmask_* strategies; optional for block/random, where batch_size/device give B).
+        strategies that need attention; optional for block/random, where batch_size/device give B).
+    strategy: a name of :data:`STRATEGIES`.
     ratio: (a, b); the ratio r ~ U(a, b) is drawn once per batch, or per image (per row,
         i.e. per image and global crop) when per_image_ratio. Exactly floor(r*n) tokens are
         masked (block: at most that many).
-    per_image_ratio: None follows the reference code per strategy (``RATIO_PER_IMAGE``):
+    per_image_ratio: None follows the reference code per strategy (``Strategy.ratio_per_image``):
         per image for block/random (drawn in its data loader), once per batch for the
         attmask_* strategies (drawn in its training loop); True/False force either.
     prob: each image is masked with probability prob, otherwise its row is all False.
@@ -53,6 +106,7 @@ def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy:
     device without waiting (block draws its rectangles on the CPU, then copies the masks).
     """
     h, w = _check_args(grid, strategy, ratio, prob, show_max)
+    entry = STRATEGIES[strategy]
     n = h * w
     if scores is not None:
         if scores.dim() != 2 or scores.shape[1] != n:
@@ -61,7 +115,7 @@ def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy:
         if batch_size is not None and batch_size != scores.shape[0]:
             raise ValueError(f"batch_size={batch_size} does not match scores.shape[0]={scores.shape[0]}")
         bsz, dev = scores.shape[0], scores.device
-    elif strategy in _NEEDS_SCORES:
+    elif entry.needs_attention:
         raise ValueError(f"strategy={strategy!r} needs attention scores, got scores=None")
     elif not _is_int(batch_size) or batch_size < 0:
         raise ValueError(f"batch_size must be a non-negative int when scores is None, got {batch_size!r}")
@@ -69,45 +123,81 @@ def generate_masks(scores: torch.Tensor | None, grid: tuple[int, int], strategy:
         bsz, dev = batch_size, torch.device(device if device is not None else "cpu")
 
     if per_image_ratio is None:
-        per_image_ratio = RATIO_PER_IMAGE[strategy]
+        per_image_ratio = entry.ratio_per_image
     a, b = float(ratio[0]), float(ratio[1])
     src = generator.device if generator is not None else dev  # where the draws are made
     keep = torch.rand((bsz,), generator=generator, device=src) < prob  # [B] which images get masked
     u = torch.rand((bsz if per_image_ratio else 1,), generator=generator, device=src, dtype=torch.float64)
     r = (a + (b - a) * u).expand(bsz)  # [B] masking ratios (float64: floor(r*n) as in python)
+    draw = MaskDraw(scores, (h, w), keep, r, (a, b), float(show_max), bool(per_image_ratio), generator, dev, src)
+    masks, count = entry.masks(draw)
+    if not return_count:
+        return masks
+    return masks, (int(count) if src.type == "cpu" else None)  # host draws: read without waiting for the device
 
-    on_host = src.type == "cpu"  # the draws can be read without waiting for the device
 
-    def done(masks: torch.Tensor, count: torch.Tensor | None) -> torch.Tensor | tuple[torch.Tensor, int | None]:
-        if not return_count:
-            return masks
-        return masks, (int(count) if on_host and count is not None else None)
+def _block(d: MaskDraw) -> tuple[torch.Tensor, torch.Tensor]:
+    """BEiT/iBOT blocks drawn on the CPU (budget 0 for images that stay unmasked), then copied."""
+    budgets = [ri * d.n if kept else 0.0 for ri, kept in zip(d.r.tolist(), d.keep.tolist())]
+    host_masks = _block_masks(d.grid[0], d.grid[1], budgets, d.generator)
+    return _to(host_masks, d.device), host_masks.sum()
 
-    if strategy == "block":  # CPU loop; skipped (budget 0) for images that stay unmasked
-        budgets = [ri * n if kept else 0.0 for ri, kept in zip(r.tolist(), keep.tolist())]
-        host_masks = _block_masks(h, w, budgets, generator)
-        return done(_to(host_masks, dev), host_masks.sum())
 
-    k = torch.floor(r * n).long()  # [B] tokens to mask (exactly k: order holds distinct tokens)
-    kept = torch.where(keep, k, 0)  # [B] masked tokens per image, where the draws are
-    if strategy == "random":
-        order = _rand((bsz, n), generator, dev).argsort(dim=1)
-    else:  # attmask_*: rank tokens by attention, most attended first for high/hint
-        order = scores.argsort(dim=1, descending=strategy != "attmask_low", stable=True)
-    masks = _first_k(order, _to(k, dev))
+def _first_tokens(d: MaskDraw, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask the first floor(r*n) tokens of ``order`` [B, n]: (masks [B, n], counts [B])."""
+    k = d.tokens()
+    return _first_k(order, _to(k, d.device)), k
 
-    if strategy == "attmask_hint":
-        c = int(show_max * n)  # reveal candidates: the c most attended tokens
-        us = torch.rand((bsz if per_image_ratio else 1,), generator=generator, device=src, dtype=torch.float64)
-        m = torch.floor(show_max * (a + (b - a) * us) * n).long().clamp(max=c).expand(bsz)
-        if c > 0:
-            # random order of the candidates; pick[i, j] is a rank in ``order``, so a revealed
-            # token was masked iff pick[i, j] < k[i] (j < m[i])
-            pick = torch.rand((bsz, c), generator=generator, device=src).argsort(dim=1)
-            masks &= ~_first_k(order[:, :c].gather(1, _to(pick, dev)), _to(m, dev), n)
-            revealed = ((pick < k[:, None]) & (torch.arange(c, device=src)[None, :] < m[:, None])).sum(1)
-            kept = torch.where(keep, k - revealed, 0)
-    return done(masks & _to(keep, dev)[:, None], kept.sum())
+
+def _attention_order(d: MaskDraw, most_attended_first: bool) -> torch.Tensor:
+    """[B, n] token indices ranked by the teacher's [CLS] attention (stable on ties)."""
+    return d.scores.argsort(dim=1, descending=most_attended_first, stable=True)
+
+
+def _random(d: MaskDraw) -> tuple[torch.Tensor, torch.Tensor]:
+    """floor(r*n) tokens chosen uniformly at random."""
+    return d.finish(*_first_tokens(d, _rand((d.batch_size, d.n), d.generator, d.device).argsort(dim=1)))
+
+
+def _attmask_high(d: MaskDraw) -> tuple[torch.Tensor, torch.Tensor]:
+    """The floor(r*n) most attended tokens (the paper's AttMask)."""
+    return d.finish(*_first_tokens(d, _attention_order(d, True)))
+
+
+def _attmask_low(d: MaskDraw) -> tuple[torch.Tensor, torch.Tensor]:
+    """The floor(r*n) least attended tokens."""
+    return d.finish(*_first_tokens(d, _attention_order(d, False)))
+
+
+def _attmask_hint(d: MaskDraw) -> tuple[torch.Tensor, torch.Tensor]:
+    """attmask_high, then reveal floor(s*n) random tokens among the c = floor(show_max*n) most
+    attended, s ~ U(show_max*a, show_max*b) (drawn like r)."""
+    order = _attention_order(d, True)
+    masks, k = _first_tokens(d, order)
+    (a, b), n, bsz, src = d.ratio, d.n, d.batch_size, d.src
+    c = int(d.show_max * n)  # reveal candidates: the c most attended tokens
+    us = torch.rand((bsz if d.per_image_ratio else 1,), generator=d.generator, device=src, dtype=torch.float64)
+    m = torch.floor(d.show_max * (a + (b - a) * us) * n).long().clamp(max=c).expand(bsz)
+    if c > 0:
+        # random order of the candidates; pick[i, j] is a rank in ``order``, so a revealed
+        # token was masked iff pick[i, j] < k[i] (j < m[i])
+        pick = torch.rand((bsz, c), generator=d.generator, device=src).argsort(dim=1)
+        masks &= ~_first_k(order[:, :c].gather(1, _to(pick, d.device)), _to(m, d.device), n)
+        revealed = ((pick < k[:, None]) & (torch.arange(c, device=src)[None, :] < m[:, None])).sum(1)
+        k = k - revealed
+    return d.finish(masks, k)
+
+
+# The registry. ratio_per_image: the reference draws r per image and crop for block/random (its
+# data loader) and once per batch for attmask_* (its training loop, "the same masking ratio").
+# Order: the paper's code (the report sorts strategies this way).
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
+    Strategy("block", needs_attention=False, ratio_per_image=True, masks=_block),
+    Strategy("random", needs_attention=False, ratio_per_image=True, masks=_random),
+    Strategy("attmask_high", needs_attention=True, ratio_per_image=False, masks=_attmask_high),
+    Strategy("attmask_low", needs_attention=True, ratio_per_image=False, masks=_attmask_low),
+    Strategy("attmask_hint", needs_attention=True, ratio_per_image=False, masks=_attmask_hint),
+)}
 
 
 def packed_index(masks: torch.Tensor, n_masked: int) -> torch.Tensor:
@@ -124,7 +214,7 @@ def mask_ratio(masks: torch.Tensor) -> torch.Tensor:
 
 def _check_args(grid, strategy, ratio, prob, show_max) -> tuple[int, int]:
     """Validate the scalar arguments (one clear ValueError per bad argument); returns (h, w)."""
-    if strategy not in STRATEGIES:
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
         close = difflib.get_close_matches(str(strategy), STRATEGIES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}{hint}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from attmask_ray.config import ExperimentConfig, from_dict
+from attmask_ray.config import ExperimentConfig, assign_dotted, from_dict
 from data_prep.manifest import read_mean_std
 
 EMBEDDED_ROOT = "data/fashion_mnist"
@@ -98,7 +98,4 @@ def embedded(name: str = "embedded", root: str = EMBEDDED_ROOT, *, epochs: int =
                   foreground_threshold=0.1),  # garments on a black background: pixels > 0.1 are the object
         scaling=dict(num_workers=workers, cpus_per_worker=1.0, checkpoint_every=10_000, log_every=10),
     )
-    for dotted, value in values.items():
-        section, key = dotted.split(".", 1) if "." in dotted else (None, dotted)
-        (cfg.setdefault(section, {}) if section else cfg)[key] = value
-    return from_dict(cfg)
+    return from_dict(assign_dotted(cfg, values))

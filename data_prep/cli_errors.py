@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from attmask_ray.data.errors import DataError
+from data_prep.errors import DataError
 
 
 def run_reporting_errors(action: Callable[[], object]) -> int:

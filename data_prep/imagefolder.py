@@ -19,9 +19,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from attmask_ray.data.errors import DataError
 from attmask_ray.output_paths import output_problem
 from data_prep.cli_errors import run_reporting_errors
+from data_prep.errors import DataError
 from data_prep.shard_writer import Item, WriteOptions, print_report, write_shards, WRITE_MODES
 from data_prep.source_image import Decoded, decode_file
 

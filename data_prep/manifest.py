@@ -97,7 +97,3 @@ def read_mean_std(folder: str | Path) -> tuple[tuple[float, ...], tuple[float, .
 
 def write_classes(classes: list[str], folder: str | Path) -> None:
     write_text_atomic("".join(f"{c}\n" for c in classes), Path(folder) / CLASSES)
-
-
-def read_classes(folder: str | Path) -> list[str]:
-    return [line for line in (Path(folder) / CLASSES).read_text().splitlines() if line]

@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from attmask_ray.data.errors import DataError
 from data_prep.checksums import META_KEY, file_sha256
+from data_prep.errors import DataError
 from data_prep.manifest import (FORMAT_VERSION, MANIFEST, PARTS, PIXEL_STATS, read_meta, rows_to_table, shard_name, write_classes,
                                 write_table_atomic, write_text_atomic, SCHEMA)
 from data_prep.source_image import Decoded

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attmask_ray.data.errors import DataError
 from data_prep.checksums import META_KEY, file_sha256
+from data_prep.errors import DataError
 from data_prep.manifest import MANIFEST, read_meta
 
 

@@ -14,16 +14,13 @@ Embedded variant (2-core CPU, tiny ViT on 10k Fashion-MNIST, ~10 min per trial):
 
 from attmask_ray.config import ExperimentConfig, apply_overrides
 from attmask_ray.presets import embedded
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 PRESETS = ("embedded",)  # python -m attmask_ray.sweep sweeps/ablation.py:embedded
-_EMBEDDED = False
 
 
 def get_config(arg: str = "") -> ExperimentConfig:
-    global _EMBEDDED
-    _EMBEDDED = arg == "embedded"
-    if _EMBEDDED:
+    if arg == "embedded":
         return embedded("ablation_embedded", root="data/fashion_mnist_10k", epochs=20, depth=6,  # attn layers 3..6
                         eval_every=5)
     cfg = ExperimentConfig(name="ablation")
@@ -31,8 +28,8 @@ def get_config(arg: str = "") -> ExperimentConfig:
                                  "data.num_workers": 8, "scaling.checkpoint_every": 1000})
 
 
-def search_space(trial) -> None:
-    depth = 6 if _EMBEDDED else 12
+def search_space(trial, cfg: ExperimentConfig) -> None:
+    depth = cfg.model.resolved_depth  # 12 for ViT-S, 6 for the embedded preset
     layers = [depth // 2, depth * 3 // 4, depth - 1, depth]  # ViT-S: 6, 9, 11, 12 (Table 9a)
     trial.suggest_categorical("mask.strategy", ["attmask_high", "attmask_hint", "random", "block", "attmask_low"])
     trial.suggest_categorical("mask.attn_layer", layers)

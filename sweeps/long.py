@@ -12,7 +12,7 @@ Run:  python -m attmask_ray.sweep sweeps/long.py      (another strategy: sweeps/
 
 from attmask_ray.config import ExperimentConfig
 from attmask_ray.presets import embedded
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 EPOCHS = 30  # ~1.3 min per epoch + evals: training fits the 45-minute budget
 

@@ -9,7 +9,7 @@ Run:  python -m attmask_ray.sweep sweeps/mask_prob.py
 
 from attmask_ray.config import ExperimentConfig
 from attmask_ray.presets import embedded
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 PROBS = [0.0, 0.5, 1.0]
 SEEDS = [0, 1]
@@ -18,11 +18,6 @@ SEEDS = [0, 1]
 def get_config(arg: str = "") -> ExperimentConfig:
     return embedded("mask_prob", root="data/fashion_mnist_5k", epochs=8, eval_every=2,
                     extra={"mask.strategy": "attmask_high"})
-
-
-def search_space(trial) -> None:
-    trial.suggest_categorical("mask.masking_prob", PROBS)
-    trial.suggest_categorical("seed", SEEDS)
 
 
 TUNE = TuneSpec(metric="knn_top1", mode="max", num_samples=len(PROBS) * len(SEEDS), max_concurrent=2,

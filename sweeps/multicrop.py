@@ -18,7 +18,7 @@ Run:  python -m attmask_ray.sweep sweeps/multicrop.py          (or sweeps/multic
 
 from attmask_ray.config import ExperimentConfig
 from attmask_ray.presets import embedded
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 EPOCHS = 10
 GRID = {"data.local_crops_number": [0, 6], "data.global_crops_scale": ["(0.8, 1.0)", "(0.4, 1.0)"]}
@@ -31,11 +31,6 @@ def get_config(arg: str = "") -> ExperimentConfig:
     extra = {"mask.strategy": "attmask_high"} | ({"loss.teacher_temp": 0.04} if arg == "sharp" else {})
     return embedded("sharp_multicrop" if arg == "sharp" else "multicrop", root="data/fashion_mnist_5k",
                     epochs=EPOCHS, eval_every=2, extra=extra)
-
-
-def search_space(trial) -> None:
-    for knob, values in GRID.items():
-        trial.suggest_categorical(knob, values)
 
 
 TUNE = TuneSpec(metric="knn_top1", mode="max", sampler="grid", num_samples=4, max_concurrent=2, grid=GRID)

@@ -13,17 +13,13 @@ Run:  python -m attmask_ray.sweep sweeps/other28.py
 
 from attmask_ray.config import ExperimentConfig
 from attmask_ray.presets import embedded
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 ROOT = "data/mnist5k"
 
 
 def get_config(arg: str = "") -> ExperimentConfig:
     return embedded("other28", root=ROOT, epochs=10, eval_every=2)
-
-
-def search_space(trial) -> None:
-    trial.suggest_categorical("mask.strategy", ["attmask_high"])
 
 
 TUNE = TuneSpec(metric="knn_top1", mode="max", num_samples=1, max_concurrent=1, sampler="grid",

@@ -16,7 +16,7 @@ Run:  python -m attmask_ray.sweep sweeps/plateau.py
 
 from attmask_ray.config import ExperimentConfig
 from attmask_ray.presets import embedded
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 EPOCHS = 10
 
@@ -25,11 +25,6 @@ def get_config(arg: str = "") -> ExperimentConfig:
     # local crops are off in the recipe; their size only has to divide by both patch sizes
     return embedded("plateau", root="data/fashion_mnist_5k", epochs=EPOCHS, eval_every=2,
                     extra={"mask.strategy": "attmask_high", "data.local_crop_size": 28})
-
-
-def search_space(trial) -> None:
-    trial.suggest_categorical("loss.teacher_temp", [0.07, 0.04])
-    trial.suggest_categorical("model.patch_size", [7, 4])
 
 
 TUNE = TuneSpec(metric="knn_top1", mode="max", sampler="grid", num_samples=4, max_concurrent=2,

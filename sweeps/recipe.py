@@ -20,7 +20,7 @@ Report: python -m attmask_ray.report ray_results/recipe
 
 from attmask_ray.config import ExperimentConfig
 from attmask_ray.presets import embedded
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 EPOCHS = 6
 

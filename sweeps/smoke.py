@@ -9,15 +9,11 @@ Run:  python -m attmask_ray.sweep sweeps/smoke.py
 
 from attmask_ray.config import ExperimentConfig
 from attmask_ray.presets import embedded
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 
 def get_config(arg: str = "") -> ExperimentConfig:
     return embedded("smoke", root="data/fashion_mnist_2k", epochs=2, eval_every=1)
-
-
-def search_space(trial) -> None:
-    trial.suggest_categorical("mask.strategy", ["attmask_high", "block"])
 
 
 TUNE = TuneSpec(metric="knn_top1", mode="max", num_samples=2, max_concurrent=2, sampler="grid",

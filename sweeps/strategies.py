@@ -13,7 +13,7 @@ Floors: python -m attmask_ray.floors sweeps/strategies.py --out ray_results/stra
 
 from attmask_ray.config import ExperimentConfig
 from attmask_ray.presets import embedded
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 STRATEGIES = ["block", "random", "attmask_low", "attmask_hint", "attmask_high"]
 SEEDS = [0, 1]
@@ -21,11 +21,6 @@ SEEDS = [0, 1]
 
 def get_config(arg: str = "") -> ExperimentConfig:
     return embedded("strategies", root="data/fashion_mnist_5k", epochs=8, eval_every=2)
-
-
-def search_space(trial) -> None:
-    trial.suggest_categorical("mask.strategy", STRATEGIES)
-    trial.suggest_categorical("seed", SEEDS)
 
 
 TUNE = TuneSpec(metric="knn_top1", mode="max", num_samples=len(STRATEGIES) * len(SEEDS), max_concurrent=2,

@@ -27,8 +27,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
-MAINS = {"sweep": "attmask_ray.sweep", "evaluate": "attmask_ray.evaluate", "export": "attmask_ray.export",
-         "report": "attmask_ray.report.__main__", "floors": "attmask_ray.floors", "viz": "attmask_ray.viz.cli",
+MAINS = {"sweep": "attmask_ray.sweep.cli", "evaluate": "attmask_ray.evaluate", "export": "attmask_ray.export",
+         "report": "attmask_ray.report.__main__", "floors": "attmask_ray.sweep.floors", "viz": "attmask_ray.viz.cli",
          "fashion_mnist": "data_prep.fashion_mnist", "imagefolder": "data_prep.imagefolder",
          "verify": "data_prep.verify", "bench": "attmask_ray.bench.__main__"}
 
@@ -237,7 +237,7 @@ CASES = [
     ('bench', ['data', '--skip', 'bogus'], '--skip bogus unknown; choose from device, host, aug, per-crop, torchvision'),
 ]
 
-_BASE = "from attmask_ray.presets import embedded\nfrom attmask_ray.tune_spec import TuneSpec\n"
+_BASE = "from attmask_ray.presets import embedded\nfrom attmask_ray.sweep.spec import TuneSpec\n"
 _GET = "def get_config(arg=''):\n    return embedded('t', root='data/fashion_mnist_2k', epochs=2)\n"
 _SPACE = "def search_space(trial):\n    trial.suggest_categorical('mask.strategy', ['attmask_high', 'block'])\n"
 SWEEP_FILES = {
@@ -259,7 +259,7 @@ IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-i
 def workspace(tmp_path_factory: pytest.TempPathFactory, embedded_root: Path) -> dict[str, Path]:
     """Every path the table refers to, built once."""
     from attmask_ray.config import apply_overrides
-    from attmask_ray.train.checkpoint import save_checkpoint
+    from attmask_ray.checkpoint import save_checkpoint
     from attmask_ray.train.state import TrainingState
     from data_prep.sample_photos import make_photo_folder
     from tests.eval.toy import tiny_config

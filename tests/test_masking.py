@@ -222,7 +222,7 @@ def test_grid_follows_crop_size(grid, strategy):
     scores = torch.rand(3, n, generator=gen())
     masks = generate_masks(scores, grid, strategy, generator=gen())
     assert masks.shape == (3, n) and masks.dtype == torch.bool
-    masks = generate_masks(None if strategy in ("block", "random") else scores, grid, strategy,
+    masks = generate_masks(scores if STRATEGIES[strategy].needs_attention else None, grid, strategy,
                            generator=gen(), batch_size=3)
     assert masks.shape == (3, n)
 
@@ -288,3 +288,24 @@ def test_unknown_strategy_suggests_closest():
         generate_masks(torch.rand(2, 4), (2, 2), "attmask_hgh")
     for s in STRATEGIES:
         assert s in str(e.value)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_every_registered_strategy_is_complete(name):
+    """One registry entry is all a strategy needs: config validation, the attention switch of the
+    training step and the reference's ratio default all read it."""
+    from attmask_ray.config import MaskConfig
+
+    entry = STRATEGIES[name]
+    assert entry.name == name and MaskConfig(strategy=name).strategy == name
+    scores = torch.rand(4, 49, generator=gen())
+    masks, count = generate_masks(scores, (7, 7), name, prob=1.0, generator=gen(), return_count=True)
+    assert masks.shape == (4, 49) and masks.dtype == torch.bool and count == int(masks.sum()) > 0
+    default = generate_masks(scores, (7, 7), name, prob=1.0, generator=gen(2))
+    assert torch.equal(default, generate_masks(scores, (7, 7), name, prob=1.0, generator=gen(2),
+                                               per_image_ratio=entry.ratio_per_image))
+    if entry.needs_attention:
+        with pytest.raises(ValueError, match="needs attention scores"):
+            generate_masks(None, (7, 7), name, batch_size=4, generator=gen())
+    else:
+        assert generate_masks(None, (7, 7), name, batch_size=4, prob=1.0, generator=gen()).shape == (4, 49)

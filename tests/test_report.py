@@ -10,19 +10,17 @@ import pytest
 from attmask_ray.config import ExperimentConfig, apply_overrides
 from attmask_ray.report import ReportError, build_report, make_report
 from attmask_ray.report.__main__ import main
-from attmask_ray.results import append_results, config_columns
+from attmask_ray.results import ResultRow, config_columns, write_results
 
 BASE = ExperimentConfig()
 
 
-def trial_rows(trial: str, overrides: dict, knn: list[float], final: dict | None = None) -> list[dict]:
+def trial_rows(trial: str, overrides: dict, knn: list[float], final: dict | None = None) -> list[ResultRow]:
     """Online k-NN rows for epochs 1..len(knn), then one evaluation row per final metric source."""
     cfg = config_columns(apply_overrides(BASE, overrides))
-    rows = [dict(trial_id=trial, epoch=e, step=10 * e, source="online", checkpoint="", knn_top1=v, **cfg)
-            for e, v in enumerate(knn, start=1)]
+    rows = [ResultRow(trial, "online", "sweep", e, 10 * e, "", {"knn_top1": v}, cfg) for e, v in enumerate(knn, start=1)]
     for source, metrics in (final or {}).items():
-        rows.append(dict(trial_id=trial, epoch=len(knn), step=10 * len(knn), source=source,
-                         checkpoint=f"/ckpt/{trial}", **metrics, **cfg))
+        rows.append(ResultRow(trial, source, "evaluate", len(knn), 10 * len(knn), f"/ckpt/{trial}", metrics, cfg))
     return rows
 
 
@@ -38,7 +36,7 @@ def strategies_dir(tmp_path):
                                {"knn": {"knn_top1": final, "knn_top5": final + 20},
                                 "linear": {"linear_top1": final + 10},
                                 "fewshot": {"fewshot_nu1_mean": final / 4, "fewshot_nu5_mean": final / 2}})
-    append_results(tmp_path, rows)
+    write_results(tmp_path, rows)
     return tmp_path
 
 
@@ -75,7 +73,7 @@ def test_knob_sweep_missing_metrics_are_notes_not_crashes(tmp_path, capsys):
         for p in (0.0, 0.5, 1.0):
             rows += trial_rows(f"{strategy}_{p}", {"mask.strategy": strategy, "mask.masking_prob": p},
                                [10.0, 20.0 + 10 * p])
-    append_results(tmp_path, rows)
+    write_results(tmp_path, rows)
     path = build_report(tmp_path, tmp_path / "out")
     assert path == tmp_path / "out" / "report.md" and path.exists()
     report = make_report(tmp_path, tmp_path / "out")
@@ -103,11 +101,11 @@ def test_missing_results_is_one_clear_line(tmp_path, capsys):
 
 def test_floor_rows_are_references_not_trials(strategies_dir):
     cfg = config_columns(BASE)  # floors carry the base config, identical to a real trial's config
-    append_results(strategies_dir, [
-        dict(trial_id="floor_raw_pixel", source="floor", floor="raw_pixel", epoch=0.0, step=0, checkpoint="",
-             knn_top1=80.0, knn_top5=98.0, **cfg),
-        dict(trial_id="floor_random_init", source="floor", floor="random_init", epoch=0.0, step=0, checkpoint="",
-             knn_top1=50.0, knn_top5=90.0, **cfg)])
+    write_results(strategies_dir, [
+        ResultRow("floor_raw_pixel", "floor", "floors", 0.0, 0, "", {"knn_top1": 80.0, "knn_top5": 98.0}, cfg,
+                  {"floor": "raw_pixel"}),
+        ResultRow("floor_random_init", "floor", "floors", 0.0, 0, "", {"knn_top1": 50.0, "knn_top5": 90.0}, cfg,
+                  {"floor": "random_init"})])
     report = make_report(strategies_dir)
     assert report.n_trials == 6  # the two floor rows did not become trials or seeds
     assert report.summary.rows.set_index("config/mask.strategy").loc["attmask_high", "seeds"] == 3
@@ -122,13 +120,12 @@ def test_learning_health_section_from_diagnostic_rows(tmp_path):
         for seed in (0, 1):
             cfg = config_columns(apply_overrides(BASE, {"mask.strategy": strategy, "seed": seed}))
             for e, h in enumerate(entropy, start=1):
-                row = dict(trial_id=f"{strategy}_{seed}", epoch=float(e), step=10 * e, checkpoint="",
-                           teacher_entropy=h, embed_std_ratio=0.5 + seed / 10, teacher_embed_std=(0.5 + seed / 10) / 8,
-                           source="train", **cfg)
+                metrics = dict(teacher_entropy=h, embed_std_ratio=0.5 + seed / 10, teacher_embed_std=(0.5 + seed / 10) / 8)
                 if e % 2 == 0:
-                    row.update(source="online", knn_top1=10.0 * e, val_mean_cosine=0.2)
-                rows.append(row)
-    append_results(tmp_path, rows)
+                    metrics.update(knn_top1=10.0 * e, val_mean_cosine=0.2)
+                rows.append(ResultRow(f"{strategy}_{seed}", "online" if e % 2 == 0 else "train", "sweep", float(e),
+                                      10 * e, "", metrics, cfg))
+    write_results(tmp_path, rows)
     report = make_report(tmp_path)
     health = report.health
     md = report.markdown.read_text()

@@ -11,9 +11,6 @@ import torch
 from attmask_ray.masking import STRATEGIES, generate_masks
 from attmask_ray.models.ssl import masked_tokens
 
-NEEDS_SCORES = ("attmask_high", "attmask_low", "attmask_hint")
-
-
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_host_count_equals_the_masks_sum(strategy):
     cases = itertools.product([(7, 7), (3, 5), (14, 14)], [(0.1, 0.5), (0.0, 0.0), (1.0, 1.0), (0.3, 0.3)],
@@ -22,7 +19,7 @@ def test_host_count_equals_the_masks_sum(strategy):
         if strategy != "attmask_hint" and show_max != 0.1:
             continue
         g = torch.Generator().manual_seed(i)
-        scores = torch.rand(6, grid[0] * grid[1], generator=g) if strategy in NEEDS_SCORES else None
+        scores = torch.rand(6, grid[0] * grid[1], generator=g) if STRATEGIES[strategy].needs_attention else None
         kw = dict(ratio=ratio, prob=prob, per_image_ratio=per_image, show_max=show_max, batch_size=6)
         plain = generate_masks(scores, grid, strategy, generator=torch.Generator().manual_seed(100 + i), **kw)
         masks, count = generate_masks(scores, grid, strategy, generator=torch.Generator().manual_seed(100 + i),

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"attmask_ray.bench.{argv[0]}")
     from attmask_ray.bench.flags import BenchError
     from attmask_ray.config import ConfigError
-    from attmask_ray.data.errors import DataError
+    from attmask_ray.data import DataError
 
     try:
         return int(module.main(argv[1:]) or 0)

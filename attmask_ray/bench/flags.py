@@ -27,7 +27,7 @@ def check_choices(flag: str, values: Iterable[str], allowed: Iterable[str]) -> N
 
 
 def check_device(device: str) -> None:
-    from attmask_ray.resources import device_problem
+    from attmask_ray.devices import device_problem
 
     if problem := device_problem(device):
         raise BenchError(problem)

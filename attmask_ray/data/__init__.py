@@ -3,6 +3,8 @@ linear-probe loader.
 
 ``DataError``, ``DatasetInfo`` and ``check_dataset`` import cheaply (no FFCV, no numba), so
 the sweep driver can validate data before any cluster starts; the loaders load on first use.
+``DataError`` and the manifest format live in data_prep (this layer reads what data_prep
+writes; data_prep never imports from here).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import importlib
 from typing import Any
 
 from attmask_ray.data.dataset import DatasetInfo, check_dataset
-from attmask_ray.data.errors import DataError
+from data_prep.errors import DataError
 
 _LAZY = {"TrainLoader": "train_loader", "build_train_loader": "train_loader",
          "EvalLoader": "eval_loader", "build_eval_loader": "eval_loader",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attmask_ray.data.errors import DataError
+from data_prep.errors import DataError
 from data_prep.manifest import CLASSES, MANIFEST, SHARD_GLOB, read_meta
 
 # The .beton header layout of ffcv 1.0.2 (ffcv/types.py), copied so that validating a

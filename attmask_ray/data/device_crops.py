@@ -4,7 +4,8 @@ The host decodes each image once (:class:`~attmask_ray.data.multicrop.FullImageD
 here every crop of every sample is a box (torchvision's RandomResizedCrop rule: 10 tries
 of area ~ U(scale) x image area and log-uniform aspect ratio in [3/4, 4/3], else a centre
 crop) resampled by ``roi_align`` with adaptive sampling, i.e. bilinear with area-averaging
-when shrinking, so no aliasing.
+when shrinking, so no aliasing. :func:`random_resized_crop_flip` is torchvision's
+RandomResizedCrop + flip on an in-memory batch (the linear probe's views without FFCV).
 """
 
 from __future__ import annotations
@@ -51,3 +52,17 @@ def crop_resize(images: torch.Tensor, boxes: torch.Tensor, size: int | tuple[int
     idx = torch.arange(boxes.shape[0], device=images.device).remainder(b).to(boxes.dtype)[:, None]
     return roi_align(images, torch.cat([idx, boxes], 1), output_size=(size, size) if isinstance(size, int) else tuple(size), spatial_scale=1.0,
                      sampling_ratio=-1, aligned=True)
+
+
+def random_resized_crop_flip(images: torch.Tensor, scale: tuple[float, float] = (0.08, 1.0),
+                             generator: torch.Generator | None = None) -> torch.Tensor:
+    """torchvision's RandomResizedCrop + RandomHorizontalFlip, per image, on a tensor batch.
+
+    images: [B, C, H, W] -> [B, C, H, W]: each image's crop (the training loader's box rule,
+    :func:`sample_boxes`) resampled back to H x W with roi_align.
+    """
+    b, _, h, w = images.shape
+    boxes = sample_boxes(images.new_full((b,), float(h)), images.new_full((b,), float(w)), scale, generator)
+    out = crop_resize(images, boxes, (h, w))
+    flip = torch.rand(b, generator=generator, device=images.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), out.flip(-1), out)

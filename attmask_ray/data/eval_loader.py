@@ -9,10 +9,10 @@ import torch
 
 from attmask_ray.config import DataConfig
 from attmask_ray.data.dataset import check_dataset
-from attmask_ray.data.errors import DataError
 from attmask_ray.data.multicrop import CenterCropDecoder
 from attmask_ray.data.sharding import PlannedOrder, eval_slice
 from attmask_ray.data.train_loader import _labels_pipeline, _rows_pipeline
+from data_prep.errors import DataError
 
 
 class EvalLoader:

@@ -11,10 +11,10 @@ import torch
 from attmask_ray.config import DataConfig
 from attmask_ray.data import augment, device_crops
 from attmask_ray.data.dataset import DatasetInfo, check_dataset
-from attmask_ray.data.errors import DataError
 from attmask_ray.data.host_augment import HostAugmenter
 from attmask_ray.data.multicrop import FullImageDecoder, MultiCropDecoder, crop_views_hwc
 from attmask_ray.data.sharding import PlannedOrder, shard_slice, shard_visit_order
+from data_prep.errors import DataError
 
 CROP_MODES = ("auto", "device", "host")
 
@@ -125,16 +125,6 @@ class TrainLoader:
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle deterministically from (seed, epoch); call before iterating each epoch."""
         self.epoch = int(epoch)
-
-    def epoch_indices(self) -> np.ndarray:
-        """Global sample indices this rank reads in the current epoch, in yield order: [len(self) * B]."""
-        out = []
-        offsets = self.info.shard_offsets
-        for s in shard_visit_order(len(self.info.shards), self.seed, self.epoch):
-            keep = (self._per_rank[s] // self.batch_size) * self.batch_size
-            if keep:
-                out.append(self._slice(s, self.epoch)[:keep].astype(np.int64) + offsets[s])
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def _generators(self) -> tuple[torch.Generator, torch.Generator]:
         """(parameter generator on the device that augments, CPU generator for orders), seeded by (seed, epoch, rank)."""

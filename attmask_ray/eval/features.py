@@ -7,7 +7,8 @@ Kinds of feature (SPEC §6):
     (linear probe).
 Features are returned UN-normalised in float32 on the CPU; k-NN normalises them itself.
 Extraction takes any iterable of ``(images [B, 3, H, W], labels [B], ...)`` batches, so
-it runs on the FFCV eval loader, a list of tensors or anything in between.
+it runs on the FFCV eval loader (:mod:`attmask_ray.eval.loaders`), in-memory splits
+(:mod:`attmask_ray.eval.in_memory`) or anything in between.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
+from attmask_ray.eval.errors import EvalError
 from attmask_ray.models import MaskedViT
 
 KINDS = ("cls", "gap", "cls4")
-
-
-class EvalError(ValueError):
-    """Evaluation input is wrong (empty split, class mismatch, bad option); one line naming the fix."""
 
 
 @dataclass
@@ -115,68 +113,3 @@ def extract_features(backbone: MaskedViT, batches: Iterable[Sequence[torch.Tenso
         raise EvalError(f"the {name} split yielded no images: check the dataset path and that it holds samples")
     return Features({k: torch.cat(v) for k, v in chunks.items()}, torch.cat(labels),
                     torch.cat(attns) if attns else None)
-
-
-def tensor_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """In-memory stand-in for the eval loader: [(images [b,3,H,W], labels [b], indices [b]), ...]."""
-    idx = torch.arange(len(labels))
-    return [(images[i:i + batch_size], labels[i:i + batch_size], idx[i:i + batch_size])
-            for i in range(0, len(labels), batch_size)]
-
-
-class AugmentedTensorBatches:
-    """Re-iterable in-memory linear-probe views: each pass is an epoch of
-    :func:`random_resized_crop_flip` views of ``images`` (reshuffled, seeded)."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int = 0):
-        self.images, self.labels, self.batch_size = images, labels, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __iter__(self):
-        perm = torch.randperm(len(self.labels), generator=self.generator)
-        for i in range(0, len(perm), self.batch_size):
-            j = perm[i:i + self.batch_size]
-            yield random_resized_crop_flip(self.images[j].float(), generator=self.generator), self.labels[j]
-
-
-def tensor_loader(path: str, data_cfg: Any, batch_size: int, *, datasets: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                  augment: bool = False, **_: Any) -> Iterable[Sequence[torch.Tensor]]:
-    """A ``loader_factory`` over in-memory splits keyed by path (tests, notebooks).
-
-    Use as ``functools.partial(tensor_loader, datasets={"train": (x, y), "val": (x, y)})``;
-    it pickles by value, so Ray tasks on any worker can call it. ``augment=True``: the
-    linear probe's re-iterable RandomResizedCrop + flip views.
-    """
-    if path not in datasets:
-        raise EvalError(f"no in-memory split named {path!r} (have: {', '.join(datasets)})")
-    images, labels = datasets[path]
-    if augment:
-        return AugmentedTensorBatches(images, labels, batch_size)
-    return tensor_batches(images, labels, batch_size)
-
-
-def random_resized_crop_flip(images: torch.Tensor, scale: tuple[float, float] = (0.08, 1.0),
-                             generator: torch.Generator | None = None) -> torch.Tensor:
-    """torchvision's RandomResizedCrop + RandomHorizontalFlip, per image, on a tensor batch.
-
-    images: [B, C, H, W] -> [B, C, H, W]: each image's crop (the training loader's box rule,
-    :func:`attmask_ray.data.device_crops.sample_boxes`) resampled back to H x W with roi_align.
-    """
-    from attmask_ray.data.device_crops import crop_resize, sample_boxes  # torchvision only, no FFCV
-
-    b, _, h, w = images.shape
-    boxes = sample_boxes(images.new_full((b,), float(h)), images.new_full((b,), float(w)), scale, generator)
-    out = crop_resize(images, boxes, (h, w))
-    flip = torch.rand(b, generator=generator, device=images.device) < 0.5
-    return torch.where(flip.view(-1, 1, 1, 1), out.flip(-1), out)
-
-
-def default_loader(path: str, data_cfg: Any, batch_size: int, device: str | torch.device = "cpu",
-                   augment: bool = False) -> Iterable:
-    """The project's FFCV eval loader (resize + centre crop, normalised); ``augment=True``: the
-    re-iterable linear-probe loader (RandomResizedCrop + flip of the full image, one pass per epoch)."""
-    from attmask_ray.data import LinearProbeLoader, build_eval_loader  # the data layer may be absent in unit tests
-
-    if augment:
-        return LinearProbeLoader(path, data_cfg, batch_size, device=str(device))
-    return build_eval_loader(path, data_cfg, batch_size, device=str(device))

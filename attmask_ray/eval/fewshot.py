@@ -17,8 +17,10 @@ from typing import Sequence
 
 import torch
 
-from attmask_ray.eval.features import EvalError
+from attmask_ray.eval.errors import EvalError
+from attmask_ray.eval.features import Features
 from attmask_ray.eval.knn import knn_classify
+from attmask_ray.eval.spec import EvalSpec, num_classes_of
 
 
 def fewshot_k(nu: int) -> int:
@@ -84,3 +86,12 @@ def fewshot_knn(train: torch.Tensor, train_labels: torch.Tensor, queries: torch.
         out[f"fewshot_nu{nu}_min"] = min(accs)
         out[f"fewshot_nu{nu}_max"] = max(accs)
     return out
+
+
+def fewshot_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, float]:
+    """The ``fewshot`` evaluation task: :func:`fewshot_knn` for every ``eval.fewshot_nu``."""
+    e = spec.eval_cfg
+    kind = e.knn_feature
+    return fewshot_knn(train[kind], train.labels, val[kind], val.labels, nus=e.fewshot_nu, tries=e.fewshot_tries,
+                       temperature=e.knn_temperature, num_classes=num_classes_of(train, val, spec.num_classes),
+                       seed=spec.load().config.seed, chunk=e.knn_chunk)

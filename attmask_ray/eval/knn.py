@@ -20,7 +20,10 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from attmask_ray.eval.features import EvalError
+from attmask_ray.eval.errors import EvalError
+from attmask_ray.eval.features import Features
+from attmask_ray.eval.spec import EvalSpec, num_classes_of
+from attmask_ray.metrics import knn_metrics
 
 DEFAULT_BLOCK_BYTES = 256 * 2**20
 
@@ -149,3 +152,15 @@ def knn_classify(train: torch.Tensor, train_labels: torch.Tensor, queries: torch
             top5[k] += int(correct.any(dim=1).sum())
     n = queries.shape[0]
     return {k: (100.0 * top1[k] / n, 100.0 * top5[k] / n) for k in ks}
+
+
+def knn_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, float]:
+    """The ``knn`` evaluation task: weighted k-NN of the val features against the train bank for
+    every ``eval.knn_k`` -> the k-NN metrics of :func:`attmask_ray.metrics.knn_metrics`."""
+    e = spec.eval_cfg
+    kind = e.knn_feature
+    num_classes = num_classes_of(train, val, spec.num_classes)
+    check_bank(e.knn_k, len(train), spec.train_path)  # on real datasets already checked before any work
+    res = knn_classify(train[kind], train.labels, val[kind], val.labels, ks=e.knn_k, temperature=e.knn_temperature,
+                       num_classes=num_classes, chunk=e.knn_chunk, device=spec.device)
+    return knn_metrics(res)

@@ -21,7 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from attmask_ray.eval.features import EvalError, backbone_features
+from attmask_ray.eval.errors import EvalError
+from attmask_ray.eval.features import Features, backbone_features
+from attmask_ray.eval.spec import EvalSpec, num_classes_of
 from attmask_ray.models import MaskedViT
 
 
@@ -134,3 +136,22 @@ def train_linear_augmented(backbone: MaskedViT, train_views: Iterable[Sequence[t
             raise EvalError("linear probe: the train split is empty")
 
     return _fit(layer, epochs, lr, batch_size, batches, val_feats, val_labels.long())
+
+
+def linear_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, float]:
+    """The ``linear`` evaluation task: the linear probe in ``eval.linear_mode`` ("fast": cached
+    "cls4" features; "full": augmented views through the frozen backbone every epoch)."""
+    e = spec.eval_cfg
+    ckpt = spec.load()
+    if spec.num_classes is not None or len(train):
+        n = num_classes_of(train, val, spec.num_classes)
+    else:  # full mode without any train features: classes seen in val
+        n = int(val.labels.max()) + 1
+    if e.linear_mode == "fast":
+        return train_linear(train["cls4"], train.labels, val["cls4"], val.labels, n, epochs=e.linear_epochs,
+                            lr=e.linear_lr, batch_size=e.linear_batch_size, seed=ckpt.config.seed, device=spec.device)
+    backbone = ckpt.backbone(spec.which, spec.device)
+    views = spec.loader_factory(spec.train_path, ckpt.config.data, e.linear_batch_size, device=str(spec.device),
+                                augment=True)
+    return train_linear_augmented(backbone, views, val["cls4"], val.labels, n, epochs=e.linear_epochs, lr=e.linear_lr,
+                                  batch_size=e.linear_batch_size, seed=ckpt.config.seed, device=spec.device)

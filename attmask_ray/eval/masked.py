@@ -18,8 +18,12 @@ from typing import Iterable, Sequence
 
 import torch
 
-from attmask_ray.eval.features import EvalError, backbone_features
+from attmask_ray.checkpoint import load_checkpoint
+from attmask_ray.eval.errors import EvalError
+from attmask_ray.eval.features import Features, backbone_features
 from attmask_ray.eval.knn import knn_classify
+from attmask_ray.eval.spec import EvalSpec
+from attmask_ray.metrics import HEADLINE_K
 from attmask_ray.models import MaskedViT
 
 
@@ -107,3 +111,24 @@ def masked_robustness(val_feats: dict[float, torch.Tensor], val_labels: torch.Te
     for r in sorted(val_feats):
         out[f"masked_{ratio_key(r)}_drop"] = base - out[f"masked_{ratio_key(r)}_top1"]
     return out
+
+
+def masked_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, float]:
+    """The ``masked`` evaluation task: k-NN (k = 20) of val images with their most attended patches
+    blacked out, for every ``eval.masked_ratios`` (and 0), against the un-masked train features."""
+    e = spec.eval_cfg
+    ckpt = spec.load()
+    backbone = ckpt.backbone(spec.which, spec.device)
+    if spec.attn_checkpoint is None:
+        attn_backbone = backbone if spec.which == "teacher" else ckpt.backbone("teacher", spec.device)
+    else:
+        attn_backbone = load_checkpoint(spec.attn_checkpoint).backbone("teacher", spec.device)
+    ratios = tuple(sorted(set(e.masked_ratios) | {0.0}))
+    feats, labels = masked_val_features(backbone, spec.batches(ckpt.config, "val"), ratios, ckpt.config.data.mean,
+                                        ckpt.config.data.std, kind=e.knn_feature, attn_backbone=attn_backbone,
+                                        device=spec.device)
+    n = spec.num_classes if spec.num_classes is not None else int(train.labels.max()) + 1
+    if int(labels.max()) >= n:
+        raise EvalError(f"validation labels reach {int(labels.max())} but the train split has only {n} classes")
+    return masked_robustness(feats, labels, train[e.knn_feature], train.labels, k=HEADLINE_K,
+                             temperature=e.knn_temperature, num_classes=n, device=spec.device)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from attmask_ray.metrics import canonical
 from attmask_ray.report import ReportError, make_report, print_report
 
 
@@ -30,9 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="output folder (default: EXPERIMENT_DIR/report)")
     p.add_argument("--metric", default="knn_top1", help="metric plotted vs epoch and vs each swept knob")
     args = p.parse_args(argv)
+    metric = canonical(args.metric)  # a name written before (knn_k20_top1) is the column it became
     try:
-        check_metric(args.experiment_dir, args.metric)
-        report = make_report(args.experiment_dir, args.out, metric=args.metric)
+        check_metric(args.experiment_dir, metric)
+        report = make_report(args.experiment_dir, args.out, metric=metric)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

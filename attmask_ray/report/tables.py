@@ -79,7 +79,7 @@ def swept_knobs(trials: pd.DataFrame) -> list[str]:
 def sort_key(column: str, value: object) -> tuple:
     """Order knob values: strategies as in the paper's code, numbers and tuples numerically."""
     if column == STRATEGY and value in STRATEGIES:
-        return (0, STRATEGIES.index(value), "")
+        return (0, list(STRATEGIES).index(value), "")
     if isinstance(value, str):
         try:
             value = ast.literal_eval(value)

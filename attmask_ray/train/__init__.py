@@ -1,1 +1,1 @@
-"""Training: the pure step, the state it carries, checkpoints, and the Ray Train loop."""
+"""Training: the pure step, the state it carries, and the Ray Train loop (checkpoints: attmask_ray.checkpoint)."""

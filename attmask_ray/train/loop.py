@@ -5,7 +5,8 @@ world size > 1), resumes from ``ray.train.get_checkpoint()`` at the exact step, 
 ``train_step``, and calls ``ray.train.report`` at the same points as every other rank
 (rank 0 attaches the checkpoint). Scalars are read from the device only every
 ``scaling.log_every`` steps (and at epoch ends and checkpoints); only those steps of rank 0
-also compute the collapse diagnostics (attmask_ray.diagnostics), averaged per epoch.
+also compute the collapse diagnostics (attmask_ray.diagnostics), averaged per epoch; rank 0
+runs the online k-NN (attmask_ray.eval.online) every ``eval.eval_every`` epochs and at the end.
 A non-finite loss stops training cleanly: nothing is saved after it, earlier checkpoints
 stay, and the report carries ``stop_reason``.
 """
@@ -18,10 +19,12 @@ from typing import Any
 
 import torch
 
+from attmask_ray.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from attmask_ray.config import ExperimentConfig, from_dict
-from attmask_ray.diagnostics import TRAIN_DIAGNOSTICS, ForegroundShare, mean_pairwise_cosine
+from attmask_ray.diagnostics import DIAGNOSTICS, TRAIN_DIAGNOSTICS
+from attmask_ray.eval.online import OnlineKnn
+from attmask_ray.metrics import knn_names
 from attmask_ray.monitoring import ProgressExporter
-from attmask_ray.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from attmask_ray.train.state import TrainingState, resolve_device
 from attmask_ray.train.step import train_step
 
@@ -33,56 +36,7 @@ def reported_metrics(cfg: ExperimentConfig) -> list[str]:
     """Every metric a trial of ``cfg`` reports to Tune (a TuneSpec.metric must be one of them):
     the epoch scalars, the collapse diagnostics and the online k-NN's (``knn_top1``/``knn_top5``
     at k = 20, or the first k, and ``knn_top{1,5}_k{k}`` for each k)."""
-    from attmask_ray.diagnostics import DIAGNOSTICS
-
-    knn = ["knn_top1", "knn_top5"] + [f"knn_top{t}_k{k}" for k in cfg.eval.knn_k for t in (1, 5)]
-    return knn + list(EPOCH_METRICS) + list(DIAGNOSTICS)
-
-
-_EVAL_LOADERS: dict[tuple, object] = {}
-
-
-def _eval_loader(path: str, cfg: ExperimentConfig, device: torch.device) -> object:
-    """Eval loaders are built once per worker process (each build pays FFCV's JIT compile)."""
-    from attmask_ray.data import build_eval_loader
-
-    key = (path, str(device), cfg.data, cfg.eval.batch_size)
-    if key not in _EVAL_LOADERS:
-        _EVAL_LOADERS[key] = build_eval_loader(path, cfg.data, cfg.eval.batch_size, device=device)
-    return _EVAL_LOADERS[key]
-
-
-def online_knn(state: TrainingState, cfg: ExperimentConfig) -> dict[str, float]:
-    """k-NN of the teacher backbone: train split (or data.knn_train_path) vs data.val_path.
-
-    Also reports ``val_mean_cosine`` (mean pairwise cosine of the val features) and, when
-    ``eval.foreground_threshold`` is set, ``fg_attention_share`` (mean per image share of the
-    teacher's block-``attn_layer`` [CLS] attention on foreground patches of the val centre
-    views) and ``fg_patch_frac`` (mean foreground patch fraction: the chance level).
-    """
-    from attmask_ray.eval.features import extract_features
-    from attmask_ray.eval.knn import knn_classify
-
-    backbone = state.teacher.backbone
-    kind = cfg.eval.knn_feature
-    bank_path = cfg.data.knn_train_path or cfg.data.train_path
-    train = extract_features(backbone, _eval_loader(bank_path, cfg, state.device), (kind,),
-                             device=state.device, name="k-NN train")
-    fg = None
-    if cfg.eval.foreground_threshold is not None:
-        fg = ForegroundShare(cfg.data.mean, cfg.data.std, backbone.patch_size, cfg.eval.foreground_threshold)
-    val = extract_features(backbone, _eval_loader(cfg.data.val_path, cfg, state.device), (kind,),
-                           device=state.device, name="k-NN val", with_attn=fg is not None,
-                           attn_layer=cfg.attn_layer, on_batch=fg)
-    res = knn_classify(train[kind], train.labels, val[kind], val.labels, ks=cfg.eval.knn_k,
-                       temperature=cfg.eval.knn_temperature, chunk=cfg.eval.knn_chunk)
-    out = {f"knn_top1_k{k}": t1 for k, (t1, _) in res.items()} | {f"knn_top5_k{k}": t5 for k, (_, t5) in res.items()}
-    headline = 20 if 20 in res else cfg.eval.knn_k[0]
-    out["knn_top1"], out["knn_top5"] = res[headline]
-    out["val_mean_cosine"] = float(mean_pairwise_cosine(val[kind]))
-    if fg is not None:
-        out.update(fg.read())
-    return out
+    return knn_names(cfg.eval.knn_k) + list(EPOCH_METRICS) + list(DIAGNOSTICS)
 
 
 class _Window:
@@ -186,6 +140,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     print(f"[attmask_ray] {trial} rank {rank}/{world}: training on {device} ({where})", flush=True)
     loader = build_train_loader(cfg.data, cfg.optim.batch_size // world, rank, world, device, seed=cfg.data.seed)
     state = TrainingState.build(cfg, steps_per_epoch=len(loader), device=device)
+    online_knn = OnlineKnn(cfg, device)  # keeps its eval loaders for every later evaluation
     ckpt = ray.train.get_checkpoint()
     resumed_from = -1  # reported so a restart from a checkpoint is visible in the results
     saved_progress = None  # a mid-epoch checkpoint's EpochProgress
@@ -229,7 +184,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     window = _Window()
     if state.step >= state.schedules.total_steps:  # restarted after the last checkpoint: report the end state again
-        report(online_knn(state, cfg) if rank == 0 else {}, with_checkpoint=False)
+        report(online_knn(state.teacher.backbone) if rank == 0 else {}, with_checkpoint=False)
         return
     while state.step < state.schedules.total_steps:
         epoch = state.epoch
@@ -270,6 +225,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         }
         finished_epochs = state.step // spe
         if finished_epochs % cfg.eval.eval_every == 0 or state.step >= state.schedules.total_steps:
-            knn = online_knn(state, cfg) if rank == 0 else {}
+            knn = online_knn(state.teacher.backbone) if rank == 0 else {}
             metrics.update(knn)
         report(metrics, with_checkpoint=True)

@@ -20,13 +20,10 @@ from typing import Callable
 import torch
 
 from attmask_ray.diagnostics import step_diagnostics
-from attmask_ray.masking import generate_masks, mask_ratio
+from attmask_ray.masking import STRATEGIES, generate_masks, mask_ratio
 from attmask_ray.optim import apply_schedule, cancel_last_layer_grads, clip_gradients, ema_update, unwrap
 from attmask_ray.schedules import StepValues
 from attmask_ray.train.state import TrainingState, autocast_dtype
-
-ATTENTION_STRATEGIES = ("attmask_high", "attmask_low", "attmask_hint")
-
 
 def _no_mark(_name: str) -> None:
     return None
@@ -65,7 +62,7 @@ def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
     autocast = torch.autocast(state.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     ibot = cfg.loss.variant == "ibot"
     mk = cfg.mask
-    needs_attention = mk.strategy in ATTENTION_STRATEGIES
+    needs_attention = STRATEGIES[mk.strategy].needs_attention
 
     with autocast:
         t_out = state.teacher.teacher_forward(

@@ -20,7 +20,7 @@ from attmask_ray.config import ConfigError, ExperimentConfig, apply_overrides, p
 from attmask_ray.masking import STRATEGIES
 from attmask_ray.models import MaskedViT, build_backbone
 from attmask_ray.output_paths import output_problem
-from attmask_ray.resources import device_problem
+from attmask_ray.devices import device_problem
 from attmask_ray.viz.attention import cls_attention, cls_attention_per_head
 from attmask_ray.viz.heads import draw_heads_figure
 from attmask_ray.viz.inputs import VizError, load_from_shards, load_photos
@@ -42,7 +42,7 @@ def load_subject(args: argparse.Namespace) -> Subject:
     """Teacher of ``--checkpoint`` or a random-init teacher (config + ``--override``)."""
     overrides = parse_overrides(args.override) if args.override else {}
     if args.checkpoint:
-        from attmask_ray.train.checkpoint import load_checkpoint
+        from attmask_ray.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(args.checkpoint)
         cfg = apply_overrides(ckpt.config, overrides) if overrides else ckpt.config

@@ -19,7 +19,7 @@ from attmask_ray.viz.render import GridLayout, grey_out, heat_overlay, save_grid
 MaskKey = tuple[str, float]
 
 
-def strategy_masks(scores: torch.Tensor, grid: tuple[int, int], strategies: Sequence[str] = STRATEGIES,
+def strategy_masks(scores: torch.Tensor, grid: tuple[int, int], strategies: Sequence[str] = tuple(STRATEGIES),
                    ratios: Sequence[float] = (0.3,), show_max: float = 0.1,
                    seed: int = 0) -> dict[MaskKey, torch.Tensor]:
     """Masks per (strategy, ratio): scores [B, n] -> {(strategy, r): BoolTensor [B, n]}.

@@ -13,6 +13,7 @@ import torch
 from attmask_ray.config import DataConfig
 from attmask_ray.data import build_eval_loader, build_train_loader
 from attmask_ray.data.device_crops import crop_resize, sample_boxes
+from tests.data.order import epoch_indices
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -59,7 +60,7 @@ def test_device_mode_full_crop_reproduces_stored_pixels(fmnist_shards: Path) -> 
     assert train.crops_on == "device"
     crops, labels = next(iter(train))
     assert [tuple(c.shape) for c in crops] == [(50, 3, 28, 28)] * 2 + [(50, 3, 12, 12)] * 2
-    idx = train.epoch_indices()[:50]
+    idx = epoch_indices(train)[:50]
     np.testing.assert_array_equal(labels.numpy(), train.info.labels[idx])
     ev = build_eval_loader(str(fmnist_shards / "train"), cfg, batch_size=200)
     images = torch.cat([x for x, _, _ in ev])[torch.from_numpy(idx)]
@@ -86,7 +87,7 @@ def test_device_mode_whole_images_match_the_sources(photo_shards: Path, photo_sr
             by_pos[(r["shard"], r["index"])] = r
     names = [Path(s).name for s in loader.info.shards]
     order = [(names[s], int(i)) for s in range(len(names)) for i in range(loader.info.shard_sizes[s])]
-    idx = loader.epoch_indices()
+    idx = epoch_indices(loader)
     seen = 0
     for b, (batch, labels, sizes) in enumerate(loader.raw_batches()):
         hmax, wmax = loader._slot

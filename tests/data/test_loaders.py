@@ -11,6 +11,7 @@ import torch
 from attmask_ray.config import DataConfig
 from attmask_ray.data import DataError, build_eval_loader, build_train_loader, check_dataset
 from attmask_ray.data.sharding import shard_slice
+from tests.data.order import epoch_indices
 
 # numba's dispatcher finalizer raises a harmless KeyError when an FFCV Loader is garbage-collected
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -34,7 +35,7 @@ def test_shapes_dtypes_labels_and_normalisation(ranks: list, photo_shards: Path)
     batches = list(loader)
     assert len(batches) == len(loader) == sum((n // 2) // B for n in info.shard_sizes)
     labels = torch.cat([lab for _, lab in batches])
-    np.testing.assert_array_equal(labels.numpy(), info.labels[loader.epoch_indices()])
+    np.testing.assert_array_equal(labels.numpy(), info.labels[epoch_indices(loader)])
     crops, lab = batches[0]
     assert len(crops) == 2 + CFG.local_crops_number
     assert [tuple(c.shape) for c in crops] == [(B, 3, 64, 64)] * 2 + [(B, 3, 32, 32)] * 3
@@ -55,7 +56,7 @@ def test_two_ranks_cover_each_sample_once_per_epoch(ranks: list, photo_shards: P
         for loader in ranks:
             loader.set_epoch(epoch)
             labels = torch.cat([lab for _, lab in loader]).numpy()
-            idx = loader.epoch_indices()
+            idx = epoch_indices(loader)
             np.testing.assert_array_equal(labels, info.labels[idx])  # what was yielded is what was planned
             per_rank.append(idx)
         assert len(per_rank[0]) == len(per_rank[1]) == len(ranks[0]) * B
@@ -63,7 +64,7 @@ def test_two_ranks_cover_each_sample_once_per_epoch(ranks: list, photo_shards: P
         seen.append(np.concatenate(per_rank))
     assert not np.array_equal(seen[0], seen[1])  # reshuffled per epoch
     ranks[0].set_epoch(1)
-    np.testing.assert_array_equal(ranks[0].epoch_indices(), seen[1][: len(seen[1]) // 2])  # deterministic
+    np.testing.assert_array_equal(epoch_indices(ranks[0]), seen[1][: len(seen[1]) // 2])  # deterministic
     # before drop_last, the rank slices partition every shard exactly (n divisible by 2 here)
     for n in (10, 14, 1000):
         for epoch in range(3):
@@ -90,7 +91,7 @@ def test_fashion_mnist_28px_uses_the_same_code(fmnist_shards: Path) -> None:
     train = build_train_loader(cfg, 32, path=str(fmnist_shards / "train"))
     crops, labels = next(iter(train))
     assert [tuple(c.shape) for c in crops] == [(32, 3, 28, 28)] * 2 + [(32, 3, 12, 12)] * 2
-    np.testing.assert_array_equal(labels.numpy(), train.info.labels[train.epoch_indices()[:32]])
+    np.testing.assert_array_equal(labels.numpy(), train.info.labels[epoch_indices(train)[:32]])
     ev = build_eval_loader(str(fmnist_shards / "test"), cfg, batch_size=1000, rank=1, world_size=2)
     assert len(ev) == 5 and ev.num_samples == 5000
     x, y, i = next(iter(ev))

@@ -101,7 +101,7 @@ def test_resumed_conversion_with_old_parts_still_records_checksums(tmp_path: Pat
 def test_sweep_verify_data_refuses_corrupted_shards_before_any_cluster(shards: Path, capsys, monkeypatch) -> None:
     import ray
 
-    from attmask_ray import sweep as sweep_cli
+    from attmask_ray.sweep import cli as sweep_cli
 
     def refuse(*a, **k):
         raise AssertionError("a cluster was started before the data was verified")

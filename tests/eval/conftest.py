@@ -6,9 +6,9 @@ import functools
 
 import pytest
 
+from attmask_ray.checkpoint import save_checkpoint
 from attmask_ray.config import EvalConfig
-from attmask_ray.eval.features import tensor_loader
-from attmask_ray.train.checkpoint import save_checkpoint
+from attmask_ray.eval.in_memory import tensor_loader
 from attmask_ray.train.state import TrainingState
 
 from tests.eval.toy import tiny_config, toy_split

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pandas as pd
 
 from attmask_ray import evaluate
-from attmask_ray.eval import tasks
+from attmask_ray.eval import runner
 
 
 def test_cli_prints_table_and_appends_results(tiny_checkpoint, toy_loader, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(tasks, "default_loader", toy_loader)
-    monkeypatch.setattr(tasks, "_check_datasets", lambda train, val, knn_k=(): None)
+    monkeypatch.setattr(runner, "default_loader", toy_loader)
+    monkeypatch.setattr(runner, "_check_datasets", lambda train, val, knn_k=(): None)
     rc = evaluate.main([str(tiny_checkpoint), "--tasks", "knn,fewshot", "--local", "--out", str(tmp_path),
                         "--set", "eval.knn_k=(20,)"])
     out = capsys.readouterr().out
-    assert rc == 0 and "knn_top1" in out and "fewshot_nu5_mean" in out and "knn_k10_top1" not in out
+    assert rc == 0 and "knn_top1" in out and "fewshot_nu5_mean" in out and "knn_top1_k10" not in out
     assert sorted(pd.read_parquet(tmp_path / "results.parquet")["source"]) == ["fewshot", "knn"]
 
 

@@ -9,7 +9,7 @@ import timm
 import torch
 
 from attmask_ray.export import export_backbone, main
-from attmask_ray.train.checkpoint import load_checkpoint
+from attmask_ray.checkpoint import load_checkpoint
 
 
 def test_export_loads_strictly_into_timm_and_reproduces_features(tiny_checkpoint, tmp_path, capsys):

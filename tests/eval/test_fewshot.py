@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attmask_ray.eval.features import EvalError
+from attmask_ray.eval.errors import EvalError
 from attmask_ray.eval.fewshot import fewshot_k, fewshot_knn, fewshot_slices
 
 

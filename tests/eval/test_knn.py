@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from attmask_ray.eval.features import EvalError
+from attmask_ray.eval.errors import EvalError
 from attmask_ray.eval.knn import iter_knn_scores, knn_classify, topk_neighbours
 
 
@@ -96,8 +96,8 @@ def test_check_bank_refuses_k_beyond_the_bank_in_one_line():
 def test_knn_task_refuses_a_small_bank_instead_of_naming_a_capped_k(tiny_checkpoint):
     import functools
 
-    from attmask_ray.eval.features import tensor_loader
-    from attmask_ray.eval.tasks import run_evaluations
+    from attmask_ray.eval.in_memory import tensor_loader
+    from attmask_ray.eval.runner import run_evaluations
     from tests.eval.toy import tiny_config, toy_split
 
     loader = functools.partial(tensor_loader, datasets={"train": toy_split(4, 0), "val": toy_split(2, 1)})  # 12 images

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attmask_ray.eval.features import EvalError, random_resized_crop_flip
+from attmask_ray.data.device_crops import random_resized_crop_flip
+from attmask_ray.eval.errors import EvalError
 from attmask_ray.eval.linear import make_linear, train_linear
 
 

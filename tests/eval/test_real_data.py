@@ -53,13 +53,13 @@ def test_linear_full_mode_trains_on_full_image_views(tiny_checkpoint, shards, tm
 
 def test_k_larger_than_the_bank_is_one_error_before_any_work(tiny_checkpoint, shards, monkeypatch, capsys):
     """21 train images cannot give k=100/200 neighbours: refuse before extracting anything, instead of
-    capping k at 21 while naming the metric knn_k200."""
-    from attmask_ray.eval import tasks
+    capping k at 21 while naming the metric knn_top1_k200."""
+    from attmask_ray.eval import runner
 
     def no_work(*a, **k):
         raise AssertionError("features were extracted before the k values were checked")
 
-    monkeypatch.setattr(tasks, "extract_split", no_work)
+    monkeypatch.setattr(runner, "extract_split", no_work)
     rc = evaluate.main([str(tiny_checkpoint), "--tasks", "knn", "--local", "--train", str(shards / "train"),
                         "--val", str(shards / "val"), "--set", "eval.knn_k=(10,20,100,200)"])
     err = capsys.readouterr().err.strip().splitlines()

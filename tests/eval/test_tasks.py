@@ -8,9 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
-from attmask_ray.eval.features import EvalError, extract_features, tensor_batches, tensor_loader
-from attmask_ray.eval.tasks import needed_kinds, parse_tasks, run_evaluations
-from attmask_ray.train.checkpoint import CheckpointError, load_checkpoint
+from attmask_ray.checkpoint import CheckpointError, load_checkpoint
+from attmask_ray.eval.errors import EvalError
+from attmask_ray.eval.features import extract_features
+from attmask_ray.eval.in_memory import tensor_batches, tensor_loader
+from attmask_ray.eval.runner import run_evaluations
+from attmask_ray.eval.tasks import TASKS, needed_kinds, parse_tasks
 
 from tests.eval.toy import toy_split
 
@@ -42,10 +45,22 @@ def test_task_parsing_and_needed_kinds(eval_cfg):
     assert needed_kinds(("masked",), eval_cfg) == (("cls",), ())
 
 
+@pytest.mark.parametrize("name", TASKS)
+def test_every_registered_task_runs_on_the_features_it_declares(name, tiny_checkpoint, toy_loader, eval_cfg):
+    """A task is one module plus one registry entry: the runner extracts what the entry declares."""
+    from attmask_ray.eval.features import KINDS
+
+    entry = TASKS[name]
+    assert entry.name == name and parse_tasks(name) == (name,)
+    assert set(entry.train_kinds(eval_cfg)) | set(entry.val_kinds(eval_cfg)) <= set(KINDS)
+    out = run_evaluations(tiny_checkpoint, name, local=True, loader_factory=toy_loader)
+    assert out and all(isinstance(v, (int, float)) for v in out.values())
+
+
 def test_run_evaluations_local_all_tasks_and_results_table(tiny_checkpoint, toy_loader, tmp_path):
     out = run_evaluations(tiny_checkpoint, "knn,fewshot,linear,masked", local=True, out_dir=tmp_path,
                           loader_factory=toy_loader, trial_id="t0")
-    assert {"knn_top1", "knn_top5", "knn_k10_top1", "fewshot_nu1_mean", "fewshot_nu5_std", "linear_top1",
+    assert {"knn_top1", "knn_top5", "knn_top1_k10", "fewshot_nu1_mean", "fewshot_nu5_std", "linear_top1",
             "masked_r0_top1", "masked_r30_top1", "masked_r30_drop"} <= set(out)
     assert out["masked_r0_top1"] == out["knn_top1"]  # r = 0 is the plain k-NN (k = 20)
     assert out["knn_top1"] > 60  # quadrant classes are easy even for a random ViT
@@ -54,6 +69,8 @@ def test_run_evaluations_local_all_tasks_and_results_table(tiny_checkpoint, toy_
     assert set(table["trial_id"]) == {"t0"} and table["checkpoint"].str.endswith("checkpoint_000000").all()
     assert table.loc[table.source == "knn", "knn_top1"].item() == out["knn_top1"]
     assert table["config/mask.strategy"].eq("attmask_high").all()
+    assert table["writer"].eq("evaluate").all() and table["epoch"].dtype == float  # the one row type
+    assert "knn_top1_k20" in table.columns and not any(c.startswith("knn_k") for c in table.columns)
 
 
 def test_linear_full_mode_runs_augmented(tiny_checkpoint, toy_loader, eval_cfg):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from attmask_ray.optim import unwrap
-from attmask_ray.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from attmask_ray.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from attmask_ray.train.state import TrainingState
 from attmask_ray.train.step import train_step
 from tests.gpu.helpers import GPU, crops, ieee_fp32, params, rel_err, tiny_cfg

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attmask_ray.masking import generate_masks
+from attmask_ray.masking import STRATEGIES, generate_masks
 from attmask_ray.train.state import TrainingState
-from attmask_ray.train.step import ATTENTION_STRATEGIES, mask_generator
+from attmask_ray.train.step import mask_generator
 
 
 def reference_forward_loss(state: TrainingState, crops: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -31,7 +31,7 @@ def reference_forward_loss(state: TrainingState, crops: list[torch.Tensor]) -> d
     scores = torch.cat(attn)
     m = cfg.mask
     grid = (crops[0].shape[-2] // cfg.model.patch_size, crops[0].shape[-1] // cfg.model.patch_size)
-    masks = generate_masks(scores if m.strategy in ATTENTION_STRATEGIES else None, grid, m.strategy,
+    masks = generate_masks(scores if STRATEGIES[m.strategy].needs_attention else None, grid, m.strategy,
                            ratio=m.pred_ratio, prob=m.masking_prob, show_max=m.show_max,
                            per_image_ratio=m.per_image_ratio, generator=mask_generator(cfg.seed, 0, state.step),
                            batch_size=2 * b)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from attmask_ray.config import to_dict
-from attmask_ray.train.checkpoint import load_checkpoint
+from attmask_ray.checkpoint import load_checkpoint
 from attmask_ray.train.loop import train_loop_per_worker
 from tests.conftest import tiny_experiment
 

@@ -119,7 +119,7 @@ def test_cli_clear_errors(tmp_path, capsys):
 def test_cli_draws_a_checkpoint_teacher(tmp_path, capsys):
     from attmask_ray.config import apply_overrides, ExperimentConfig, parse_overrides
     from attmask_ray.models import build_model
-    from attmask_ray.train.checkpoint import save_checkpoint
+    from attmask_ray.checkpoint import save_checkpoint
 
     cfg = apply_overrides(ExperimentConfig(), parse_overrides(TINY_OVERRIDE + ",model.out_dim=64,model.patch_out_dim=64,"
                                                                "model.head_hidden_dim=32,model.head_bottleneck_dim=16"))

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from attmask_ray.config import ConfigError, flatten, is_plain_name
+from attmask_ray.devices import local_gpu_count
 from attmask_ray.output_paths import output_problem
 from attmask_ray.ray_session import free_port, local_runtime_env, unreachable
-from attmask_ray.resources import TrialNeed, check_local, concurrency, local_cluster_cpus, local_gpu_count
-from attmask_ray.sweep_file import Sweep, base_dict, describe_space, load_sweep, with_data_root
+from attmask_ray.sweep.file import Sweep, base_dict, load_sweep, with_data_root
+from attmask_ray.sweep.resources import TrialNeed, check_local, concurrency, local_cluster_cpus
 
 console = Console()
 
@@ -78,7 +77,7 @@ def check_output(args: argparse.Namespace, sweep: Sweep) -> None:
 def check_data(sweep: Sweep) -> None:
     """The shards exist and are whole, and the online k-NN's k values fit in its bank."""
     from attmask_ray.data import DataError, check_dataset
-    from attmask_ray.eval.features import EvalError
+    from attmask_ray.eval.errors import EvalError
     from attmask_ray.eval.knn import check_bank
 
     d = sweep.config.data
@@ -114,110 +113,13 @@ def print_dry_run(sweep: Sweep, num_samples: int) -> None:
     space = Table(title="search space (Optuna define-by-run)")
     space.add_column("knob", style="magenta")
     space.add_column("values")
-    for k, v in describe_space(sweep).items():
+    for k, v in sweep.describe_space().items():
         space.add_row(k, v)
     console.print(space)
     s = sweep.spec
     console.print(f"metric={s.metric} mode={s.mode} samples={num_samples} sampler={s.sampler} "
                   f"scheduler={s.scheduler} max_concurrent={s.max_concurrent} eval_tasks={list(s.eval_tasks)}"
                   + (f" objective=mean over {s.objective_over}" if s.objective_over else ""))
-
-
-def build_tuner(sweep: Sweep, args: argparse.Namespace, storage: str, name: str, num_samples: int, conc: int) -> Any:
-    import optuna
-    from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
-
-    from attmask_ray.results_journal import journal_path
-    from attmask_ray.tune_plugins import JournalCallback, ProgressCallback, SparseMetricOptunaSearch, attach_journal
-
-    spec = sweep.spec
-    trainable = tune.with_resources(
-        tune.with_parameters(attmask_trial, base=base_dict(sweep), storage=f"{storage}/{name}",
-                             eval_tasks=list(spec.eval_tasks),
-                             objective_over={k: list(v) for k, v in spec.objective_over.items()}),
-        {"CPU": 1})
-    journal = str(journal_path(results_dir(storage, name)))  # every result, kept across Tuner.restore
-    run_config = tune.RunConfig(name=name, storage_path=storage, callbacks=[ProgressCallback(), JournalCallback(journal)],
-                                verbose=0, stop={"time_total_s": args.trial_timeout} if args.trial_timeout else None)
-    if args.resume:
-        if not tune.Tuner.can_restore(os.path.join(storage, name)):
-            raise ConfigError(f"nothing to resume at {storage}/{name}; run without --resume first (same --storage and --name)")
-        tuner = tune.Tuner.restore(os.path.join(storage, name), trainable=trainable, resume_unfinished=True,
-                                   resume_errored=False)
-        attach_journal(tuner, journal)
-        return tuner
-    if spec.sampler == "grid":
-        sampler = optuna.samplers.GridSampler(spec.grid, seed=spec.seed)
-    elif spec.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=spec.seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=spec.seed)
-    searcher = ConcurrencyLimiter(SparseMetricOptunaSearch(space=sweep.space, metric=spec.metric, mode=spec.mode,
-                                                           sampler=sampler,
-                                                           points_to_evaluate=[dict(p) for p in spec.points_to_evaluate]
-                                                           or None),
-                                  max_concurrent=conc) if sweep.space else None
-    scheduler = None
-    if spec.scheduler == "asha":
-        from ray.tune.schedulers import ASHAScheduler
-
-        # stop_last_trials=False: a trial at max_t finishes by itself, so its final evaluation still runs
-        scheduler = ASHAScheduler(time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=sweep.config.optim.epochs,
-                                  stop_last_trials=False,
-                                  grace_period=spec.grace_period, reduction_factor=spec.reduction_factor)
-    tune_config = tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
-                                  max_concurrent_trials=None if searcher else conc,
-                                  metric=None if (searcher or scheduler) else spec.metric,
-                                  mode=None if (searcher or scheduler) else spec.mode)
-    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
-
-
-def attmask_trial(params: dict[str, Any], base: dict[str, Any], storage: str, eval_tasks: list[str],
-                  objective_over: dict[str, list[Any]] | None = None) -> None:
-    from attmask_ray.train.trial import run_trial
-
-    run_trial({**params, "_base": base, "_storage": storage, "_eval_tasks": eval_tasks,
-               "_objective_over": objective_over or {}})
-
-
-def best_table(results: Any, sweep: Sweep) -> Table:
-    """The 10 best trials with their knob values, metric, epoch and status."""
-    spec = sweep.spec
-    table = Table(title=f"best trials by {spec.metric} ({spec.mode})")
-    knobs = list(describe_space(sweep))
-    for col in ["trial", *knobs, spec.metric, "epoch", "status"]:
-        table.add_column(col)
-    for value, res in ranked(results, spec)[:10]:
-        cfg = res.config or {}
-        table.add_row(short_trial_id(res), *[str(cfg.get(k, "")) for k in knobs],
-                      f"{value:.2f}" if isinstance(value, (int, float)) else "-",
-                      f"{(res.metrics or {}).get('epoch', 0):.1f}", "error" if res.error else "ok")
-    return table
-
-
-def ranked(results: Any, spec: Any) -> list[tuple[Any, Any]]:
-    """(metric value, result) of every trial, best first; trials without the metric last."""
-    rows = [((res.metrics or {}).get(spec.metric), res) for res in results]
-    sign = -1 if spec.mode == "max" else 1
-    rows.sort(key=lambda r: (r[0] is None, sign * (r[0] or 0)))
-    return rows
-
-
-def checkpoint_lines(results: Any, spec: Any, checkpoints: dict[str, str]) -> list[str]:
-    """One line per trial of the best-trials order: its latest checkpoint still on disk (full path,
-    on its own line so that it can be copied into evaluate/export/viz)."""
-    lines = []
-    for _, res in ranked(results, spec)[:10]:
-        folder = Path(res.path).name if res.path else ""
-        lines.append(f"  {short_trial_id(res)}: {checkpoints.get(folder, '- (none kept)')}")
-    return lines
-
-
-def short_trial_id(res: Any) -> str:
-    """The trial's Tune id (``attmask_trial_<id>_<n>_<knobs>_<time>`` -> ``<id>``), as in the progress lines."""
-    folder = Path(res.path).name if res.path else "?"
-    return folder.split("_")[2] if folder.startswith("attmask_trial_") and folder.count("_") >= 2 else folder
 
 
 def connect_error(address: str, exc: BaseException) -> str:
@@ -273,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
 def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: int) -> int:
     import ray
 
-    from attmask_ray.results_journal import journal_path, read_journal
-    from attmask_ray.sweep_results import last_kept_checkpoints, result_rows, write_sweep_results
+    from attmask_ray.results import write_results
+    from attmask_ray.sweep.journal import journal_path, read_journal
+    from attmask_ray.sweep.results import WRITER, last_kept_checkpoints, mark_kept, result_rows
+    from attmask_ray.sweep.summary import best_table, checkpoint_lines
+    from attmask_ray.sweep.tuner import build_tuner
 
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # k-NN is reported every eval_every epochs
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
@@ -307,7 +212,8 @@ def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: in
                  else f"the cluster at {args.address or 'this Ray session'} ({res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs)")
         console.print(f"[bold]sweep[/] {sweep.path} -> {storage}/{name}: {num_samples} trials, "
                       f"{conc} at a time, each {need.cpus:g} CPU / {need.gpus:g} GPU, on {where}", soft_wrap=True)
-        tuner = build_tuner(sweep, args, storage, name, num_samples, conc)
+        journal = str(journal_path(results_dir(storage, name)))  # every result, kept across Tuner.restore
+        tuner = build_tuner(sweep, args, storage, name, num_samples, conc, journal)
         results = tuner.fit()
     except ConfigError as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
@@ -316,8 +222,8 @@ def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: in
         if started_here:
             ray.shutdown()
     exp_dir = results_dir(storage, name)
-    rows = result_rows(results, base_dict(sweep), read_journal(journal_path(exp_dir)))
-    path = write_sweep_results(exp_dir, rows)
+    rows = mark_kept(result_rows(results, base_dict(sweep), read_journal(journal_path(exp_dir))))
+    path = write_results(exp_dir, rows, replace_writer=WRITER)  # keeps the rows of evaluate and floors
     console.print(best_table(results, sweep))
     console.print("latest kept checkpoint per trial:")
     for line in checkpoint_lines(results, sweep.spec, last_kept_checkpoints(rows)):
@@ -334,7 +240,3 @@ def run(sweep: Sweep, args: argparse.Namespace, need: TrialNeed, num_samples: in
     for r in errors:
         console.print(f"[red]trial {Path(r.path).name} failed:[/] {str(r.error).strip().splitlines()[-1]}", soft_wrap=True)
     return 1 if errors and len(errors) == len(list(results)) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

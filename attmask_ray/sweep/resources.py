@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from attmask_ray.config import ConfigError, ExperimentConfig
+from attmask_ray.devices import local_gpu_count
 
 
 @dataclass(frozen=True)
@@ -19,34 +20,6 @@ class TrialNeed:
         workers = max(s.num_workers, 1)
         worker_cpus = 0.0 if s.num_workers == 0 else workers * s.cpus_per_worker
         return cls(cpus=1.0 + worker_cpus, gpus=float(workers) if s.use_gpu else 0.0)
-
-
-def local_gpu_count() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count()
-    except Exception:  # noqa: BLE001
-        return 0
-
-
-def device_problem(device: str) -> str | None:
-    """Why torch cannot use ``device`` in this process (e.g. ``cuda`` without a GPU), or None."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        return f"--device {device!r} is not a torch device ({' '.join(str(exc).split())[:120]}); use cpu or cuda"
-    if dev.type == "cuda":
-        count = local_gpu_count()
-        if count == 0:
-            return f"--device {device} needs a CUDA GPU but this machine has none; use --device cpu"
-        if dev.index is not None and dev.index >= count:
-            return f"--device {device}: this machine has {count} GPU(s) (cuda:0..cuda:{count - 1})"
-    elif dev.type != "cpu":
-        return f"--device {device}: only cpu and cuda are supported"
-    return None
 
 
 def local_cluster_cpus(need: TrialNeed, max_concurrent: int) -> int:

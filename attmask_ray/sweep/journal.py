@@ -9,7 +9,7 @@ result to this journal as it arrives, one JSON object per line, flushed and fsyn
 
 ``result`` keeps the result's top-level numbers and strings (nested values such as Tune's
 ``config`` are dropped). The journal only grows; a line cut short by a kill is skipped when
-read. :func:`attmask_ray.sweep_results.result_rows` merges it with the ResultGrid.
+read. :func:`attmask_ray.sweep.results.result_rows` merges it with the ResultGrid.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ def _plain(v: Any) -> Any:
 
 
 def journal_record(trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
-    """One journal line: the trial, its sampled config (no ``_`` keys) and the result's scalars."""
+    """One journal line: the trial, its sampled config and the result's scalars."""
     return {"trial_id": trial_id,
-            "config": {k: _plain(v) for k, v in config.items() if not str(k).startswith("_")},
+            "config": {k: _plain(v) for k, v in config.items()},
             "result": {k: v for k, v in result.items() if _scalar(v)},
             "time": time.time()}
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from attmask_ray import sweep as sweep_cli
 from attmask_ray.config import ConfigError
-from attmask_ray.train.objective import mean_objective
-from attmask_ray.train.trial import objective_members
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep import cli as sweep_cli
+from attmask_ray.sweep.objective import mean_objective
+from attmask_ray.sweep.spec import TuneSpec
+from attmask_ray.sweep.trial import objective_members
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def test_tune_spec_checks_objective_over(spec, message):
 
 SWEEP = '''"""objective test sweep"""
 from tests.conftest import tiny_experiment
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 def get_config(arg=""):
     return tiny_experiment({root!r}, **{{"optim.epochs": 1, "name": "objective_test"}})
@@ -100,7 +100,7 @@ def test_sweep_with_mean_objective_runs_every_member(ray_cluster, embedded_root,
 
 
 def test_member_row_renames_own_objective_and_adds_the_mean():
-    from attmask_ray.train.objective import member_row
+    from attmask_ray.sweep.objective import member_row
 
     row = {"knn_top1": 60.0, "loss": 1.0, "epoch": 2.0}
     assert member_row(row, "block", "mask.strategy", None) == {

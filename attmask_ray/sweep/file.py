@@ -1,9 +1,10 @@
 """Sweep files (config-as-code): load one, resolve its base config, validate its search space.
 
-A sweep module exports ``get_config(arg: str = "") -> ExperimentConfig``,
-``search_space(trial) -> dict | None`` (Optuna define-by-run; parameter names are dotted
-config keys such as ``mask.strategy`` or ``seed``) and ``TUNE = TuneSpec(...)``.
-Importing it must run nothing. ``SWEEP.py[:preset,key=value,...]``: parts without '='
+A sweep module exports ``get_config(arg: str = "") -> ExperimentConfig``, ``TUNE = TuneSpec(...)``
+and, unless ``TUNE`` is a grid (whose ``grid`` is then the search space),
+``search_space(trial)`` or ``search_space(trial, cfg)`` (Optuna define-by-run; parameter names
+are dotted config keys such as ``mask.strategy`` or ``seed``; ``cfg`` is the resolved base
+config). Importing it must run nothing. ``SWEEP.py[:preset,key=value,...]``: parts without '='
 are passed to ``get_config`` and must be listed in the module's ``PRESETS`` tuple (a module
 without one takes none); ``key=value`` parts override the base config.
 """
@@ -11,30 +12,46 @@ without one takes none); ``key=value`` parts override the base config.
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
-from attmask_ray.config import ConfigError, ExperimentConfig, apply_overrides, flatten, parse_overrides, to_dict
-from attmask_ray.train.trial import knob_values
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.config import (ConfigError, ExperimentConfig, apply_overrides, flatten, parse_override, split_parts,
+                                to_dict)
+from attmask_ray.sweep.space import Space, describe_space, knob_values, one_line, sample_points, search_space_of
+from attmask_ray.sweep.spec import TuneSpec
+
+DATA_PATH_KEYS = ("train_path", "val_path", "knn_train_path")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Sweep:
+    """A loaded, validated sweep file: its module, resolved base config and TuneSpec."""
+
     path: Path
     module: ModuleType
     config: ExperimentConfig
-    space: Callable[[Any], dict[str, Any] | None] | None
     spec: TuneSpec
     preset: str
 
     @property
     def name(self) -> str:
         return self.path.stem
+
+    @property
+    def space(self) -> Space | None:
+        """The define-by-run Optuna calls with a trial (see :func:`~attmask_ray.sweep.space.search_space_of`)."""
+        return search_space_of(self.module, self.config, self.spec)
+
+    def sample_points(self, n: int = 8) -> list[dict[str, Any]]:
+        """Parameter sets the search can produce: every grid point, or ``n`` random draws."""
+        return sample_points(self.path, self.space, self.spec, n)
+
+    def describe_space(self) -> dict[str, str]:
+        """knob -> human description of its values (for the dry-run table)."""
+        return describe_space(self.space, self.spec)
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -59,7 +76,7 @@ def load_module(path: Path) -> ModuleType:
     except SyntaxError as exc:
         raise ConfigError(f"sweep file {path} has a syntax error at line {exc.lineno}: {exc.msg}; fix the file") from None
     except Exception as exc:  # noqa: BLE001 - anything a sweep module raises on import is one line
-        raise ConfigError(f"sweep file {path} failed to import: {_one_line(exc)}; fix the file "
+        raise ConfigError(f"sweep file {path} failed to import: {one_line(exc)}; fix the file "
                           "(importing it must only define get_config, search_space and TUNE)") from None
     try:  # Tune pickles the search space with its state: by value, so --resume needs no import path
         from ray import cloudpickle
@@ -77,9 +94,9 @@ def load_sweep(target: str) -> Sweep:
     module = load_module(path)
     if not callable(getattr(module, "get_config", None)):
         raise ConfigError(f"{path} must define get_config(arg: str = '') -> ExperimentConfig")
-    parts = [p for p in _split_parts(rest) if p]
+    parts = split_parts(rest)
     presets = [p for p in parts if "=" not in p]
-    overrides = parse_overrides(",".join(p for p in parts if "=" in p))
+    overrides = dict(parse_override(p) for p in parts if "=" in p)
     preset = ",".join(presets)
     allowed = tuple(getattr(module, "PRESETS", ()))
     unknown = [p for p in presets if p not in allowed]
@@ -91,26 +108,20 @@ def load_sweep(target: str) -> Sweep:
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - a failing get_config is the sweep file's bug: one line
-        raise ConfigError(f"{path}: get_config({preset!r}) raised {_one_line(exc)}; fix the sweep file") from None
+        raise ConfigError(f"{path}: get_config({preset!r}) raised {one_line(exc)}; fix the sweep file") from None
     if not isinstance(cfg, ExperimentConfig):
         raise ConfigError(f"{path}: get_config() must return an ExperimentConfig, got {type(cfg).__name__}")
     cfg = apply_overrides(cfg, overrides)
     spec = getattr(module, "TUNE", TuneSpec())
     if not isinstance(spec, TuneSpec):
         raise ConfigError(f"{path}: TUNE must be a TuneSpec, got {type(spec).__name__}")
-    space = getattr(module, "search_space", None)
-    if space is None and spec.num_samples > 1:
+    sweep = Sweep(path, module, cfg, spec, preset)
+    if sweep.space is None and spec.num_samples > 1:
         raise ConfigError(f"{path} defines no search_space, so its {spec.num_samples} trials would train the same "
                           "config; add search_space(trial) (e.g. over seed) or set TUNE.num_samples=1")
-    sweep = Sweep(path, module, cfg, space, spec, preset)
     validate_spec(sweep)
     validate_space(sweep)
     return sweep
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def validate_spec(sweep: Sweep) -> None:
@@ -134,66 +145,10 @@ def validate_spec(sweep: Sweep) -> None:
                           f"reported: {', '.join(known)} (and eval/<metric> with eval_tasks)")
 
 
-def _split_parts(text: str) -> list[str]:
-    out, depth, buf = [], 0, ""
-    for ch in text:
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if ch == "," and depth == 0:
-            out.append(buf.strip())
-            buf = ""
-        else:
-            buf += ch
-    out.append(buf.strip())
-    return out
-
-
-def sample_points(sweep: Sweep, n: int = 8) -> list[dict[str, Any]]:
-    """Parameter sets the search can produce: every grid point, or ``n`` random draws."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if sweep.space is None:
-        return [{}]
-    if sweep.spec.sampler == "grid":
-        keys = list(sweep.spec.grid)
-        points = [dict(zip(keys, values)) for values in itertools.product(*sweep.spec.grid.values())]
-        for p in points:  # the define-by-run must accept every grid point
-            trial = optuna.trial.FixedTrial(p)
-            try:
-                consts = sweep.space(trial) or {}
-            except ValueError as exc:  # optuna: a grid value that is not among the choices
-                raise ConfigError(f"{sweep.path}: TuneSpec.grid point {p} is not a point of search_space "
-                                  f"({_one_line(exc)}); make the grid values choices of search_space") from None
-            p.update(consts)
-        return points
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=sweep.spec.seed))
-    for point in sweep.spec.points_to_evaluate:  # the searcher runs these first: they must be points of the space
-        study.enqueue_trial(dict(point))
-    points, searched = [], []
-    bad = ConfigError(f"{sweep.path}: a TuneSpec.points_to_evaluate point is not a point of the search space "
-                      "(a knob is missing or extra, or a value is not among its choices / outside its range)")
-    for _ in range(n + len(sweep.spec.points_to_evaluate)):
-        trial = study.ask()
-        try:
-            consts = sweep.space(trial) or {}
-        except ValueError:  # optuna: an enqueued value that is not among the choices
-            raise bad from None
-        ranges = {k: d for k, d in trial.distributions.items() if hasattr(d, "low")}
-        if any(not ranges[k].low <= v <= ranges[k].high for k, v in trial.params.items() if k in ranges):
-            raise bad  # optuna keeps an enqueued value outside a float/int range
-        searched.append(dict(trial.params))
-        points.append({**trial.params, **consts})
-    for point, drawn in zip(sweep.spec.points_to_evaluate, searched):
-        if dict(point) != drawn:
-            raise ConfigError(f"{bad} {dict(point)}")
-    return points
-
-
 def validate_space(sweep: Sweep) -> None:
     """Every knob is a config key and every sampled point gives a valid config."""
     valid = flatten(sweep.config)
-    for point in sample_points(sweep):
+    for point in sweep.sample_points():
         for key in point:
             if key not in valid:
                 import difflib
@@ -215,29 +170,6 @@ def validate_space(sweep: Sweep) -> None:
                     raise ConfigError(f"{sweep.path}: TuneSpec.objective_over {knob}={value!r} is invalid: {exc}") from None
 
 
-def describe_space(sweep: Sweep) -> dict[str, str]:
-    """knob -> human description of its values (for the dry-run table)."""
-    import optuna
-
-    if sweep.space is None:
-        return {}
-    if sweep.spec.sampler == "grid":
-        return {k: ", ".join(map(str, v)) + "  (grid)" for k, v in sweep.spec.grid.items()}
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    trial = study.ask()
-    sweep.space(trial)
-    out = {}
-    for name, dist in trial.distributions.items():
-        if hasattr(dist, "choices"):
-            out[name] = ", ".join(map(str, dist.choices))
-        else:
-            out[name] = f"[{dist.low}, {dist.high}]" + (" log" if getattr(dist, "log", False) else "")
-    return out
-
-
-DATA_PATH_KEYS = ("train_path", "val_path", "knn_train_path")
-
-
 def with_data_root(sweep: Sweep, root: str | Path) -> Sweep:
     """The sweep with its relative data paths resolved against ``root`` instead of the
     working directory (``--data-root``: a ``ray job submit`` job runs in an uploaded copy of
@@ -252,7 +184,7 @@ def with_data_root(sweep: Sweep, root: str | Path) -> Sweep:
                  if (value := getattr(data, key)) and "://" not in value and not Path(value).is_absolute()}
     if not overrides:
         return sweep
-    return Sweep(sweep.path, sweep.module, apply_overrides(sweep.config, overrides), sweep.space, sweep.spec, sweep.preset)
+    return replace(sweep, config=apply_overrides(sweep.config, overrides))
 
 
 def base_dict(sweep: Sweep) -> dict[str, Any]:

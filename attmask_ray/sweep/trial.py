@@ -1,20 +1,33 @@
 """One Tune trial = a driver function that builds and fits a TorchTrainer (Ray Train V2).
 
-The trial's sampled knobs (dotted config keys) are applied to the sweep's base config;
-the TorchTrainer is named after the trial, so a restored sweep resumes each unfinished
-trial from its last checkpoint. After training, optional evaluation tasks run on the
-final checkpoint and their metrics are reported as one more Tune result.
+The trial's sampled knobs (dotted config keys, the trial's whole ``config``) are applied to the
+sweep's base config (:class:`TrialSetup`, passed with ``tune.with_parameters``); the
+TorchTrainer is named after the trial, so a restored sweep resumes each unfinished trial from
+its last checkpoint. After training, optional evaluation tasks run on the final checkpoint
+and their metrics are reported as one more Tune result (source "final_eval").
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from attmask_ray.config import ExperimentConfig, apply_overrides, from_dict, parse_value, to_dict
+from attmask_ray.config import ExperimentConfig, apply_overrides, from_dict, to_dict
+from attmask_ray.sweep.space import knob_values
 
 
 class TrialStopped(RuntimeError):
     """Training stopped itself (e.g. a non-finite loss); the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial of one sweep shares (never part of the sampled params)."""
+
+    base: dict[str, Any]  # the base config as a nested dict, relative data paths made absolute
+    storage: str  # "<storage>/<name>": where each trial's TorchTrainer runs and checkpoints go
+    eval_tasks: tuple[str, ...] = ()  # evaluation tasks on the final checkpoint
+    objective_over: dict[str, list[Any]] = field(default_factory=dict)  # {knob: [values]}: one run per value
 
 
 def trial_config(base: dict[str, Any], sampled: dict[str, Any]) -> ExperimentConfig:
@@ -22,48 +35,33 @@ def trial_config(base: dict[str, Any], sampled: dict[str, Any]) -> ExperimentCon
     return apply_overrides(from_dict(base), knob_values(sampled))
 
 
-def knob_values(sampled: dict[str, Any]) -> dict[str, Any]:
-    """Sampled knobs as config values: lists -> tuples, "(0.1, 0.3)"-style strings -> tuples.
+def attmask_trial(params: dict[str, Any], setup: TrialSetup) -> None:
+    """The Tune trainable (its name names the trial folders, ``attmask_trial_<id>_...``).
 
-    Optuna categorical choices must be scalars, so tuple knobs such as mask.pred_ratio are
-    written as strings in search spaces.
+    ``params``: the sampled knobs; with ``setup.objective_over`` the trial trains one run per
+    value (:mod:`attmask_ray.sweep.objective`) and reports their mean.
     """
-    out = {}
-    for k, v in sampled.items():
-        if k.startswith("_"):
-            continue
-        if isinstance(v, str) and v.strip().startswith(("(", "[")):
-            v = parse_value(v)
-        out[k] = tuple(v) if isinstance(v, list) else v
-    return out
-
-
-def run_trial(params: dict[str, Any]) -> None:
-    """Tune trainable. ``params`` = sampled knobs + "_base" (nested config), "_storage", "_eval_tasks",
-    and optionally "_objective_over" ({knob: [values]}: one training run per value, see
-    :mod:`attmask_ray.train.objective`)."""
     import ray
     import ray.tune
 
-    sampled = {k: v for k, v in params.items() if not k.startswith("_")}
-    cfg = trial_config(params["_base"], sampled)
+    cfg = trial_config(setup.base, params)
     trial_name = ray.tune.get_context().get_trial_name()
-    members = objective_members(params.get("_objective_over") or {})
+    members = objective_members(setup.objective_over)
     if not members:
-        result = _fit(cfg, f"{trial_name}_train", trial_name, params["_storage"], None)
-        _finish(cfg, result, trial_name, params)
+        result = _fit(cfg, f"{trial_name}_train", trial_name, setup.storage, None)
+        _finish(cfg, result, trial_name, setup.eval_tasks)
         return
-    from attmask_ray.train.objective import ObjectiveHistory
+    from attmask_ray.sweep.objective import ObjectiveHistory
 
     history = ObjectiveHistory.options(num_cpus=0).remote()
     labels = [label for label, _ in members]
-    knob = next(iter(params["_objective_over"]))
+    knob = next(iter(setup.objective_over))
     for label, overrides in members:
         member_cfg = apply_overrides(cfg, overrides)
-        result = _fit(member_cfg, f"{trial_name}_train_{label}", f"{trial_name}/{label}", params["_storage"],
+        result = _fit(member_cfg, f"{trial_name}_train_{label}", f"{trial_name}/{label}", setup.storage,
                       (history, label, labels, knob))
         last = label == labels[-1]
-        _finish(member_cfg, result, trial_name, params, member=(label, knob),
+        _finish(member_cfg, result, trial_name, setup.eval_tasks, member=(label, knob),
                 objective=ray.get(history.last_mean.remote()) if last else None)
 
 
@@ -89,7 +87,7 @@ def _fit(cfg: ExperimentConfig, run_name: str, trial_label: str, storage: str, m
     if member is None:
         callback = TuneReportCallback()
     else:
-        from attmask_ray.train.objective import MemberReportCallback
+        from attmask_ray.sweep.objective import MemberReportCallback
 
         callback = MemberReportCallback(*member)
     s = cfg.scaling
@@ -107,7 +105,7 @@ def _fit(cfg: ExperimentConfig, run_name: str, trial_label: str, storage: str, m
     return trainer.fit()
 
 
-def _finish(cfg: ExperimentConfig, result: Any, trial_name: str, params: dict[str, Any],
+def _finish(cfg: ExperimentConfig, result: Any, trial_name: str, eval_tasks: tuple[str, ...],
             member: tuple[str, str] | None = None, objective: dict[str, float] | None = None) -> None:
     """Stop on a training stop reason; run the sweep's evaluation tasks on the final checkpoint.
 
@@ -119,9 +117,9 @@ def _finish(cfg: ExperimentConfig, result: Any, trial_name: str, params: dict[st
     final = result.metrics or {}
     if final.get("stop_reason"):
         raise TrialStopped(f"trial {trial_name} stopped: {final['stop_reason']}")
-    tasks = tuple(params.get("_eval_tasks") or ())
+    tasks = tuple(eval_tasks)
     if tasks and result.checkpoint is not None:
-        from attmask_ray.eval.tasks import run_evaluations
+        from attmask_ray.eval.runner import run_evaluations
 
         try:
             with result.checkpoint.as_directory() as d:
@@ -134,7 +132,7 @@ def _finish(cfg: ExperimentConfig, result: Any, trial_name: str, params: dict[st
             final = {**final, "eval_error": message}
         row = {k: v for k, v in final.items() if isinstance(v, (int, float, str))}
         if member is not None:  # the final-evaluation row belongs to this member; the mean comes from all
-            from attmask_ray.train.objective import member_row
+            from attmask_ray.sweep.objective import member_row
 
             row = member_row(row, *member, objective)
         ray.tune.report({**row, **{f"eval/{k}": v for k, v in metrics.items()}, "source": "final_eval",

@@ -11,7 +11,7 @@ from ray.tune.search.optuna import OptunaSearch
 from rich.console import Console
 
 from attmask_ray.monitoring import progress_line
-from attmask_ray.results_journal import append_record, journal_record
+from attmask_ray.sweep.journal import append_record, journal_record
 
 
 class ProgressCallback(Callback):

@@ -33,7 +33,7 @@ class CheckpointError(ValueError):
 def git_sha() -> str:
     """Commit of the code that wrote the checkpoint ('unknown' outside a git checkout)."""
     try:
-        root = Path(__file__).resolve().parents[2]
+        root = Path(__file__).resolve().parents[1]
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -58,7 +58,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(directory: str | Path, state_dict: dict[str, Any], cfg: ExperimentConfig,
                     metrics: dict[str, float] | None = None, epoch_progress: dict[str, Any] | None = None) -> Path:
     """Write ``directory/state.pt`` atomically; ``state_dict`` is ``TrainingState.state_dict()``.
-    ``epoch_progress``: a mid-epoch checkpoint's partial epoch statistics (train/loop.EpochProgress)."""
+    ``epoch_progress``: a mid-epoch checkpoint's partial epoch statistics (attmask_ray.train.loop.EpochProgress)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "config": to_dict(cfg), "state": state_dict,

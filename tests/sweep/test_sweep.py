@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from attmask_ray import sweep as sweep_cli
+from attmask_ray.sweep import cli as sweep_cli
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SWEEPS = sorted((REPO / "sweeps").glob("*.py"))
 
 
@@ -71,7 +71,7 @@ def test_search_space_knobs_must_be_config_keys(tmp_path, capsys):
 
 SWEEP_TEMPLATE = '''"""Test sweep: 2 tiny trials, one at a time."""
 from tests.conftest import tiny_experiment
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 def get_config(arg=""):
     # mid-epoch checkpoint reports carry no k-NN: the searcher must cope with sparse metrics
@@ -124,7 +124,7 @@ def test_two_trial_sweep_stopped_and_resumed(ray_cluster, embedded_root, tmp_pat
 
 
 def test_searcher_ignores_results_without_the_metric():
-    from attmask_ray.tune_plugins import SparseMetricOptunaSearch
+    from attmask_ray.sweep.plugins import SparseMetricOptunaSearch
 
     def space(trial):
         trial.suggest_categorical("seed", [0, 1])
@@ -139,7 +139,7 @@ def test_searcher_ignores_results_without_the_metric():
 
 KILL_TEMPLATE = '''"""Test sweep: 1 tiny trial, 2 epochs, online k-NN after each."""
 from tests.conftest import tiny_experiment
-from attmask_ray.tune_spec import TuneSpec
+from attmask_ray.sweep.spec import TuneSpec
 
 def get_config(arg=""):
     return tiny_experiment({root!r}, **{{"optim.epochs": 2, "eval.eval_every": 1, "name": "kill_test"}})
@@ -153,7 +153,7 @@ TUNE = TuneSpec(num_samples=1, max_concurrent=1, sampler="grid", grid={{"mask.st
 
 def _online_steps(journal: Path) -> dict[float, int]:
     """{epoch: step} of the online k-NN reports in the results journal."""
-    from attmask_ray.results_journal import read_journal
+    from attmask_ray.sweep.journal import read_journal
 
     return {float(r["result"]["epoch"]): int(r["result"]["step"]) for r in read_journal(journal)
             if "knn_top1" in r["result"]}
@@ -164,7 +164,7 @@ def test_sigkilled_driver_resumed_keeps_every_reported_row(ray_cluster, embedded
     """A driver SIGKILLed mid-trial, then --resume: the trial continues from its epoch-1 checkpoint
     and Tune's own history of it starts again at the resumed step (when its last copy predates the
     report); the results journal keeps the epoch-1 row, so results.parquet has both epochs."""
-    from attmask_ray.results_journal import read_journal
+    from attmask_ray.sweep.journal import read_journal
 
     address = ray_cluster.get_runtime_context().gcs_address
     sweep_file = tmp_path / "kill_sweep.py"
@@ -226,7 +226,7 @@ def test_online_knn_k_larger_than_the_bank_is_refused_before_any_cluster(photo_s
 
 
 def test_data_root_resolves_relative_data_paths_only(tmp_path, monkeypatch):
-    from attmask_ray.sweep_file import load_sweep, with_data_root
+    from attmask_ray.sweep.file import load_sweep, with_data_root
 
     monkeypatch.chdir(REPO)
     sweep = with_data_root(load_sweep("sweeps/smoke.py:data.val_path=/abs/test"), tmp_path)

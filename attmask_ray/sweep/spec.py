@@ -1,11 +1,15 @@
-"""How a sweep is searched: metric, mode, samples, concurrency, sampler and scheduler."""
+"""How a sweep is searched: metric, mode, samples, concurrency, sampler and scheduler.
+
+A grid sweep names its values once, in ``grid``: without a ``search_space`` in the sweep file
+the grid is the search space (one categorical knob per key, attmask_ray.sweep.space.GridSpace).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from attmask_ray.config import ConfigError, _check
+from attmask_ray.config import _check
 
 
 @dataclass(frozen=True)
@@ -15,14 +19,14 @@ class TuneSpec:
     num_samples: int = 8  # trials (a grid sampler runs each grid point once per sample count)
     max_concurrent: int = 2  # upper bound; the driver lowers it to what the cluster can hold
     sampler: str = "tpe"  # Optuna sampler: "tpe", "random" or "grid" (grid needs `grid`)
-    grid: dict[str, list[Any]] = field(default_factory=dict)  # knob -> values, for sampler="grid"
+    grid: dict[str, list[Any]] = field(default_factory=dict)  # knob -> values, for sampler="grid" (the search space when the file defines none)
     scheduler: str | None = None  # None (run every trial to the end) or "asha"
     grace_period: int = 1  # ASHA: epochs before a trial can be stopped
     reduction_factor: int = 3  # ASHA
     seed: int = 0  # Optuna sampler seed
     eval_tasks: tuple[str, ...] = ()  # evaluations run on each trial's final checkpoint, e.g. ("knn", "fewshot")
     points_to_evaluate: tuple[dict[str, Any], ...] = ()  # first trials of a tpe/random search (e.g. a known-good point); each a full point of the space
-    objective_over: dict[str, list[Any]] = field(default_factory=dict)  # {knob: [values]}: each trial trains once per value; the metric is their mean (train/objective.py)
+    objective_over: dict[str, list[Any]] = field(default_factory=dict)  # {knob: [values]}: each trial trains once per value; the metric is their mean (attmask_ray/sweep/objective.py)
 
     def __post_init__(self) -> None:
         _check(self.mode in ("max", "min"), f"TuneSpec.mode must be 'max' or 'min', got {self.mode!r}")
@@ -45,12 +49,3 @@ class TuneSpec:
         for values in self.grid.values():
             n *= len(values)
         return n
-
-
-def replace_spec(spec: TuneSpec, **changes: Any) -> TuneSpec:
-    import dataclasses
-
-    try:
-        return dataclasses.replace(spec, **changes)
-    except TypeError as exc:
-        raise ConfigError(f"bad TuneSpec field: {exc}") from exc
