@@ -59,3 +59,10 @@ def test_committed_results_read_with_one_name_per_metric(path):
     assert not [c for c in table.columns if canonical(c) != c]
     for column in raw.columns:  # every value is still there, under its canonical name
         assert raw[column].notna().sum() <= table[canonical(column)].notna().sum(), column
+
+
+def test_report_of_a_committed_table_takes_the_name_written_before(tmp_path, capsys):
+    from attmask_ray.report.__main__ import main
+
+    assert main([str(REPO / "docs/results/strategies"), "--metric", "knn_k20_top1", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "knn_top1_k20_vs_epoch.png").exists() and "knn_top1_k20" in capsys.readouterr().out

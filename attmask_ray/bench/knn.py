@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from attmask_ray.bench.flags import check_minimums
+from attmask_ray.metrics import HEADLINE_K
 
 KS = (10, 20, 100, 200)
 GIB = 2**30
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         results["naive"] = run("naive", args)
     for name, r in results.items():
         print(f"  {name:8s} {r['seconds']:7.2f} s   peak extra {r['extra_gib']:6.2f} GiB   "
-              f"top1@20 {r['res'][20][0]:.2f}  top5@20 {r['res'][20][1]:.2f}"
+              f"top1@{HEADLINE_K} {r['res'][HEADLINE_K][0]:.2f}  top5@{HEADLINE_K} {r['res'][HEADLINE_K][1]:.2f}"
               + ("" if r["exact_peak"] else "   (peak not reset: includes set-up)"))
     if "naive" in results:
         b, n = results["blocked"], results["naive"]

@@ -21,11 +21,12 @@ from attmask_ray.eval.errors import EvalError
 from attmask_ray.eval.features import Features
 from attmask_ray.eval.knn import knn_classify
 from attmask_ray.eval.spec import EvalSpec, num_classes_of
+from attmask_ray.metrics import HEADLINE_K
 
 
 def fewshot_k(nu: int) -> int:
-    """The paper's k: 1 for one image per class, else 20."""
-    return 1 if nu == 1 else 20
+    """The paper's k: 1 for one image per class, else the headline k (20)."""
+    return 1 if nu == 1 else HEADLINE_K
 
 
 def class_orders(labels: torch.Tensor, seed: int = 0) -> dict[int, torch.Tensor]:

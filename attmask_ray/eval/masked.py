@@ -95,7 +95,7 @@ def masked_val_features(backbone: MaskedViT, batches: Iterable[Sequence[torch.Te
 
 
 def masked_robustness(val_feats: dict[float, torch.Tensor], val_labels: torch.Tensor, train_feats: torch.Tensor,
-                      train_labels: torch.Tensor, k: int = 20, temperature: float = 0.07,
+                      train_labels: torch.Tensor, k: int = HEADLINE_K, temperature: float = 0.07,
                       num_classes: int | None = None, device: str | torch.device | None = None) -> dict[str, float]:
     """k-NN top-1 per ratio and its drop vs r = 0 (or vs the smallest ratio given).
 

@@ -22,6 +22,8 @@ from attmask_ray.sweep.file import Sweep, base_dict, load_sweep, with_data_root
 from attmask_ray.sweep.resources import TrialNeed, check_local, concurrency, local_cluster_cpus
 
 console = Console()
+RAY_LOGS_HELP = ("stream Ray's own worker/actor output to this console (default: it stays in Ray's log files, "
+                 "/tmp/ray/session_latest/logs; progress lines and trial errors are printed either way)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -38,8 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--num-samples", type=int, default=None, help="override TuneSpec.num_samples")
     p.add_argument("--num-cpus", type=int, default=None, help="logical CPUs of the local cluster (default: cores + one per trial driver)")
     p.add_argument("--no-dashboard", action="store_true", help="local cluster without the dashboard (faster start)")
-    p.add_argument("--ray-logs", action="store_true", help="stream Ray's own worker/actor output to this console "
-                   "(default: it stays in Ray's log files, /tmp/ray/session_latest/logs; progress lines and trial errors are printed either way)")
+    p.add_argument("--ray-logs", action="store_true", help=RAY_LOGS_HELP)
     p.add_argument("--no-report", action="store_true", help="do not build report.md and plots at the end")
     p.add_argument("--verify-data", action="store_true", help="before starting anything, check every data shard against "
                    "the SHA-256 recorded at conversion (reads all shards once; same as python -m data_prep.verify)")

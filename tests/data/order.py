@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from attmask_ray.data.sharding import shard_slice, shard_visit_order
+from attmask_ray.data.train_loader import TrainLoader
 
 
-def epoch_indices(loader) -> np.ndarray:
-    """Global sample indices ``loader`` (a TrainLoader) reads in its current epoch, in yield order:
+def epoch_indices(loader: TrainLoader) -> np.ndarray:
+    """Global sample indices ``loader`` reads in its current epoch, in yield order:
     [len(loader) * batch_size]."""
     info, out = loader.info, []
     for s in shard_visit_order(len(info.shards), loader.seed, loader.epoch):
