@@ -179,6 +179,7 @@ class DataConfig:
     eval_resize: int = 256  # eval: resize shorter side, then centre crop to global_crop_size
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet normalisation
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    flip_prob: float = 0.5  # horizontal flip of every crop (DINO/iBOT: 0.5; 0 for data whose mirror image is another class, e.g. digits)
     color_jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.1)  # brightness, contrast, saturation, hue
     color_jitter_prob: float = 0.8
     grayscale_prob: float = 0.2
@@ -196,7 +197,7 @@ class DataConfig:
         _unit_range("data.local_crops_scale", self.local_crops_scale)
         _check(self.global_crops_scale[0] > 0 and self.local_crops_scale[0] > 0, "data crop scales must start above 0")
         _check(self.eval_resize >= self.global_crop_size, f"data.eval_resize ({self.eval_resize}) must be >= global_crop_size ({self.global_crop_size})")
-        for name in ("color_jitter_prob", "grayscale_prob", "solarize_prob"):
+        for name in ("flip_prob", "color_jitter_prob", "grayscale_prob", "solarize_prob"):
             _check(0.0 <= getattr(self, name) <= 1.0, f"data.{name} must be in [0, 1], got {getattr(self, name)}")
         _check(0.0 < self.blur_sigma[0] <= self.blur_sigma[1], f"data.blur_sigma must satisfy 0 < a <= b, got {self.blur_sigma}")
         _check(len(self.blur_prob) == 3 and all(0 <= p <= 1 for p in self.blur_prob), f"data.blur_prob must be 3 probabilities, got {self.blur_prob}")

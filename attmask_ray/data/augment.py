@@ -2,7 +2,7 @@
 
 Each view kind draws its own parameters for every sample of the batch
 (:func:`sample_params`), then :func:`apply` runs them as a few batched tensor ops, so on
-a GPU the augmentation work is done by the GPU. Order (DINO/iBOT): flip, colour jitter
+a GPU the augmentation work is done by the GPU. Order (DINO/iBOT): flip (p data.flip_prob, 0.5), colour jitter
 (p 0.8; brightness, contrast, saturation, hue in one random order per batch), grayscale
 (p 0.2), Gaussian blur (sigma ~ U(data.blur_sigma), default U(0.1, 2.0) pixels, kernel ~10% of the crop side, odd, >= 3),
 solarize (threshold 0.5), normalise. All probabilities come from :class:`DataConfig`.
@@ -67,7 +67,7 @@ def sample_params(batch: int, cfg: DataConfig, probs: ViewProbs, generator: torc
 
     b, c, s, h = cfg.color_jitter
     return Params(
-        flip=coin(0.5), jitter=coin(cfg.color_jitter_prob),
+        flip=coin(cfg.flip_prob), jitter=coin(cfg.color_jitter_prob),
         brightness=u(max(0.0, 1 - b), 1 + b), contrast=u(max(0.0, 1 - c), 1 + c),
         saturation=u(max(0.0, 1 - s), 1 + s), hue=u(-h, h),
         jitter_order=tuple(torch.randperm(4, generator=order_generator).tolist()),

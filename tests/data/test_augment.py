@@ -131,3 +131,24 @@ def test_blur_sigma_is_drawn_from_the_configured_range(sigma) -> None:
     p = augment.sample_params(20_000, cfg, augment.view_probs(cfg)[0], g, "cpu", torch.Generator().manual_seed(1))
     assert p.sigma.min() >= sigma[0] and p.sigma.max() <= sigma[1]
     assert abs(float(p.sigma.mean()) - sum(sigma) / 2) < 0.02 * (sigma[1] - sigma[0]) + 1e-3
+
+
+@pytest.mark.parametrize("flip_prob", [0.0, 0.3])
+def test_flip_rate_follows_flip_prob(photos: torch.Tensor, flip_prob: float) -> None:
+    """data.flip_prob sets how often a crop is mirrored (0: never, e.g. for digits), read from the output."""
+    n = photos.shape[0]
+    off = dict(color_jitter_prob=0.0, grayscale_prob=0.0, blur_prob=(0.0, 0.0, 0.0), solarize_prob=0.0)
+    cfg = DataConfig(**off, flip_prob=flip_prob)
+    probs = augment.view_probs(cfg)[0]
+    p = augment.sample_params(n, cfg, probs, *_gens(7)[:1], "cpu", _gens(7)[1])
+    y = augment.apply(photos, p, cfg, probs)
+    flipped = (y - photos.flip(-1)).abs().amax(dim=(1, 2, 3)) < 1e-6
+    assert torch.equal(flipped, p.flip)
+    assert abs(flipped.float().mean().item() - flip_prob) < 4 * np.sqrt(0.25 / n)
+
+
+def test_flip_prob_out_of_range_is_refused() -> None:
+    from attmask_ray.config import ConfigError
+
+    with pytest.raises(ConfigError, match="data.flip_prob must be in"):
+        DataConfig(flip_prob=1.5)
