@@ -25,6 +25,7 @@ from attmask_ray.optim import apply_schedule, cancel_last_layer_grads, clip_grad
 from attmask_ray.schedules import StepValues
 from attmask_ray.train.state import TrainingState, autocast_dtype
 
+
 def _no_mark(_name: str) -> None:
     return None
 
