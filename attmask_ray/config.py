@@ -129,10 +129,15 @@ class LossConfig:
     warmup_teacher_patch_temp: float = 0.04  # initial teacher patch temperature
     warmup_teacher_temp_epochs: int = 30  # linear warm-up of both teacher temperatures
     center_momentum: float = 0.9  # EMA of the teacher centres
+    # KoLeo regulariser (DINOv2) on the student's backbone [CLS] embeddings of each global view,
+    # added as koleo_weight * L_KoLeo. 0 = off, the paper's loss; a deliberate deviation that the
+    # embedded preset turns on (attmask_ray/presets.py says why). DINOv2 uses 0.1.
+    koleo_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.variant in ("ibot", "dino"), f"loss.variant must be 'ibot' or 'dino', got {self.variant!r}")
         _check(self.lambda_mim >= 0, f"loss.lambda_mim must be >= 0, got {self.lambda_mim}")
+        _check(self.koleo_weight >= 0, f"loss.koleo_weight must be >= 0 (0 turns it off), got {self.koleo_weight}")
         for name in ("student_temp", "teacher_temp", "warmup_teacher_temp", "teacher_patch_temp", "warmup_teacher_patch_temp"):
             _check(getattr(self, name) > 0, f"loss.{name} must be > 0, got {getattr(self, name)}")
         _check(0.0 <= self.center_momentum < 1.0, f"loss.center_momentum must be in [0, 1), got {self.center_momentum}")

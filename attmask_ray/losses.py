@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from attmask_ray.masking import packed_index
 
-__all__ = ["Centering", "IBOTLoss", "DINOLoss", "cls_distillation_loss"]
+__all__ = ["Centering", "IBOTLoss", "DINOLoss", "cls_distillation_loss", "koleo_loss"]
 
 
 def _dist_ready() -> bool:
@@ -105,6 +105,30 @@ def cls_distillation_loss(
     off_diag = ~torch.eye(n_global, n_views, dtype=torch.bool, device=ce.device)
     n_pairs = n_global * n_views - n_global
     return (ce * off_diag).sum() / n_pairs
+
+
+def koleo_loss(embeddings: Tensor, eps: float = 1e-8) -> Tensor:
+    """KoLeo regulariser (Sablayrolles et al. 2019, as used by DINOv2): the negative mean log
+    distance of every L2-normalised embedding to its nearest other embedding in the batch.
+
+    It is lowest when the embeddings spread evenly over the sphere, so it counters the
+    near-constant [CLS] embeddings that self-distillation can drift into on small data.
+
+    Args:
+        embeddings: ``[B, D]`` (B >= 2), any float dtype; computed in float32 with autocast off.
+    Returns:
+        scalar ``-mean_i log(||x_i - x_nn(i)|| + eps)`` with ``x = normalise(embeddings)``.
+    """
+    if embeddings.dim() != 2 or embeddings.shape[0] < 2:
+        raise ValueError(f"koleo_loss needs [B, D] embeddings with B >= 2, got {tuple(embeddings.shape)}")
+    with torch.autocast(embeddings.device.type, enabled=False):
+        x = F.normalize(_f32(embeddings), dim=-1, eps=eps)
+        with torch.no_grad():  # the neighbour choice is not differentiated (as in DINOv2)
+            sims = x @ x.t()
+            sims.fill_diagonal_(-2.0)
+            nearest = sims.argmax(dim=1)
+        distances = (x - x[nearest]).norm(dim=-1)
+        return -torch.log(distances + eps).mean()
 
 
 class DINOLoss(nn.Module):

@@ -17,6 +17,7 @@ GAUGES = {
     "loss": "total training loss (mean over the last log window)",
     "lr": "learning rate",
     "masked_ratio": "fraction of global-view patches masked",
+    "koleo": "KoLeo regulariser of the student [CLS] embeddings, summed over the global views (0 when off)",
     "knn_top1": "online k-NN top-1 accuracy (%)",
     "data_wait_frac": "fraction of step time spent waiting for data",
     # collapse / learning diagnostics (attmask_ray.diagnostics)

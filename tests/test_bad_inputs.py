@@ -97,6 +97,7 @@ CASES = [
     ('sweep', ['sweeps/smoke.py:optim.batch_size=1.5', '--dry-run'], 'optim.batch_size must be an integer, got 1.5'),
     ('sweep', ['sweeps/smoke.py:scaling.use_gpu=maybe', '--dry-run'], "scaling.use_gpu must be true/false, got 'maybe"),
     ('sweep', ['sweeps/smoke.py:loss.lambda_mim=-1', '--dry-run'], 'loss.lambda_mim must be >= 0, got -1.0'),
+    ('sweep', ['sweeps/smoke.py:loss.koleo_weight=-0.1', '--dry-run'], 'loss.koleo_weight must be >= 0 (0 turns it off), got -0.1'),
     ('sweep', ['sweeps/smoke.py:data.global_crops_scale=(0.9,0.2)', '--dry-run'], 'data.global_crops_scale must satisfy 0 <= a <= b <= 1, got (0.9, 0.2'),
     ('sweep', ['sweeps/smoke.py:seed=-1', '--dry-run'], 'seed and data.seed must be in [0, 2**32), got -1 and 0'),
     ('sweep', ['sweeps/smoke.py:optim.weight_decay=-0.1', '--dry-run'], 'optim.weight_decay and weight_decay_end must be >= 0'),

@@ -206,3 +206,47 @@ def test_float32_inputs_match_reference():
     assert out["loss"].dtype == torch.float32
     ref = ref_cls(s_cls, t_cls, c, N_LOCAL, TT) + ref_mim(s_patch, t_patch, masks, c2)
     assert out["loss"].item() == pytest.approx(ref, rel=1e-6)
+
+
+def test_koleo_of_hand_placed_points():
+    from attmask_ray.losses import koleo_loss
+
+    # 4 unit vectors at 90 degrees: every nearest neighbour is sqrt(2) away
+    square = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    assert koleo_loss(square).item() == pytest.approx(-math.log(math.sqrt(2)), abs=1e-6)
+    # scale does not matter (embeddings are L2-normalised); a close pair dominates the mean
+    pair = torch.tensor([[3.0, 0.0], [3.0, 0.3], [0.0, -2.0]])
+    d01 = (torch.nn.functional.normalize(pair[0], dim=0) - torch.nn.functional.normalize(pair[1], dim=0)).norm()
+    d20 = math.sqrt(2)  # (0, -1) is nearest to (1, 0), at 90 degrees
+    expected = -(2 * math.log(d01) + math.log(d20)) / 3
+    assert koleo_loss(pair).item() == pytest.approx(expected, rel=1e-5)
+    # identical embeddings (a collapsed batch) give a large loss
+    assert koleo_loss(torch.ones(5, 8)).item() > 15
+
+
+def test_koleo_gradient_spreads_a_collapsing_batch():
+    from attmask_ray.losses import koleo_loss
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.ones(16, 8) + 0.05 * torch.randn(16, 8, generator=g)).requires_grad_(True)
+    cos_before = torch.nn.functional.normalize(x.detach(), dim=1) @ torch.nn.functional.normalize(x.detach(), dim=1).T
+    opt = torch.optim.SGD([x], lr=0.5)
+    for _ in range(50):
+        opt.zero_grad()
+        koleo_loss(x).backward()
+        opt.step()
+    xn = torch.nn.functional.normalize(x.detach(), dim=1)
+    off = ~torch.eye(16, dtype=torch.bool)
+    assert (xn @ xn.T)[off].mean() < cos_before[off].mean() - 0.05
+
+
+def test_koleo_under_bf16_autocast_is_float32_and_rejects_a_single_row():
+    from attmask_ray.losses import koleo_loss
+
+    x = torch.randn(6, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = koleo_loss(x.bfloat16())
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, koleo_loss(x.bfloat16().float()))
+    with pytest.raises(ValueError, match="B >= 2"):
+        koleo_loss(torch.randn(1, 4))

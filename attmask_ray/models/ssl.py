@@ -47,7 +47,8 @@ class SSLModel(nn.Module):
 
     def forward(self, global_crops: torch.Tensor, masks: torch.Tensor | None,
                 local_crops: torch.Tensor | None = None,
-                patch_mode: str = "masked", n_masked: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                patch_mode: str = "masked", n_masked: int | None = None,
+                with_embed: bool = False) -> tuple[torch.Tensor, ...]:
         """Student forward over all views.
 
         global_crops: [G*B, 3, Hg, Wg] (views stacked view-major); masks: BoolTensor
@@ -58,12 +59,14 @@ class SSLModel(nn.Module):
         n_masked: ``masks.sum()`` when the caller knows it on the host (``generate_masks(...,
         return_count=True)``): the masked tokens are then gathered without a host sync
         (boolean indexing has to read the count from the device); the result is the same.
-        Returns (cls logits [(G+m)*B, K] with globals first, patch logits or None).
+        Returns (cls logits [(G+m)*B, K] with globals first, patch logits or None); with
+        ``with_embed`` a third item, the global views' backbone [CLS] embeddings [G*B, D]
+        (after the final norm, before the head; what the KoLeo regulariser spreads).
         """
         if patch_mode not in PATCH_MODES:
             raise ValueError(f"patch_mode must be one of {PATCH_MODES}, got {patch_mode!r}")
         tokens, _ = self.backbone(global_crops, masks)
-        cls_tokens = tokens[:, 0]
+        cls_tokens = global_embed = tokens[:, 0]
         if local_crops is not None and local_crops.shape[0] > 0:
             local_tokens, _ = self.backbone(local_crops)
             cls_tokens = torch.cat([cls_tokens, local_tokens[:, 0]])
@@ -75,6 +78,8 @@ class SSLModel(nn.Module):
             if masks is None:
                 raise ValueError("patch_mode='masked' needs masks")
             patch_logits = self.head.forward_patch(masked_tokens(tokens, masks, n_masked, skip=1))
+        if with_embed:
+            return cls_logits, patch_logits, global_embed
         return cls_logits, patch_logits
 
     @torch.no_grad()

@@ -19,7 +19,7 @@ from attmask_ray.results import ResultRow, config_columns
 from attmask_ray.sweep.trial import trial_config
 
 WRITER = "sweep"
-TRAIN_COLUMNS = ("loss", "mim", "masked_ratio") + DIAGNOSTICS  # kept from the training reports
+TRAIN_COLUMNS = ("loss", "mim", "koleo", "masked_ratio") + DIAGNOSTICS  # kept from the training reports
 SOURCE_ORDER = {"train": 0, "online": 1, "final_eval": 2}
 
 

@@ -28,7 +28,7 @@ from attmask_ray.monitoring import ProgressExporter
 from attmask_ray.train.state import TrainingState, resolve_device
 from attmask_ray.train.step import train_step
 
-SCALARS = ("loss", "cls", "mim", "masked_ratio")
+SCALARS = ("loss", "cls", "mim", "koleo", "masked_ratio")
 EPOCH_METRICS = SCALARS + ("lr", "images_per_s", "data_wait_frac")
 
 
@@ -218,7 +218,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if state.step % cfg.scaling.checkpoint_every == 0 and not last_of_epoch:
                 report({"loss": vals["loss"], "lr": state.optimizer.param_groups[0]["lr"]}, with_checkpoint=True)
         metrics: dict[str, Any] = {
-            "loss": progress.loss_sum / max(progress.n_logs, 1), "mim": vals["mim"], "cls": vals["cls"],
+            "loss": progress.loss_sum / max(progress.n_logs, 1), "mim": vals["mim"], "cls": vals["cls"], "koleo": vals["koleo"],
             "masked_ratio": vals["masked_ratio"], "lr": state.optimizer.param_groups[0]["lr"],
             **progress.rates(images_per_step, *segment_times()),
             **progress.diag.means(),  # collapse diagnostics: mean over the read steps of the epoch

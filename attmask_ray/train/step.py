@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 
 from attmask_ray.diagnostics import step_diagnostics
+from attmask_ray.losses import koleo_loss
 from attmask_ray.masking import STRATEGIES, generate_masks, mask_ratio
 from attmask_ray.optim import apply_schedule, cancel_last_layer_grads, clip_gradients, ema_update, unwrap
 from attmask_ray.schedules import StepValues
@@ -46,7 +47,7 @@ def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
     as "all", which is kept as the straightforward reference path).
     ``mark(name)``, when given, is called at the end of each phase ("teacher", "masks",
     "student", "loss", "backward", "optimizer") for profiling (it may synchronise).
-    Returns detached scalar tensors: loss, cls, mim, masked_ratio, lr, wd, momentum,
+    Returns detached scalar tensors: loss, cls, mim, koleo (0 when off), masked_ratio, lr, wd, momentum,
     teacher_temp. ``diagnostics=True`` adds the collapse diagnostics of
     :func:`attmask_ray.diagnostics.step_diagnostics` (no_grad, from this step's tensors,
     with the pre-update centres; the loss, gradients and updates are unchanged).
@@ -79,8 +80,9 @@ def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
         mark("masks")
         # n_masked (known on the host from the CPU draws) lets the student pack the masked tokens
         # without reading the device: the whole step queues without a host sync
-        s_cls, s_patch = state.student(globals_, masks, locals_, patch_mode=patch_mode if ibot else "none",
-                                       n_masked=n_masked)
+        koleo_weight = cfg.loss.koleo_weight
+        s_cls, s_patch, *s_embed = state.student(globals_, masks, locals_, patch_mode=patch_mode if ibot else "none",
+                                                 n_masked=n_masked, with_embed=koleo_weight > 0)
         mark("student")
         diag = _diagnostics(state, t_out, s_cls, s_patch, masks, values) if diagnostics else {}
         if ibot:
@@ -88,7 +90,9 @@ def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
         else:
             out = state.loss(s_cls, t_cls, values.teacher_temp)
             out = {**out, "mim": torch.zeros((), device=globals_.device)}
-
+        if koleo_weight > 0:  # summed over the global views, each its own batch (as DINOv2)
+            koleo = sum(koleo_loss(view) for view in s_embed[0].chunk(n_global))
+            out = {**out, "loss": out["loss"] + koleo_weight * koleo, "koleo": koleo}
         mark("loss")
     state.optimizer.zero_grad(set_to_none=True)
     out["loss"].backward()
@@ -101,6 +105,7 @@ def train_step(state: TrainingState, crops: list[torch.Tensor], rank: int = 0,
     state.step += 1
     return {
         "loss": out["loss"].detach(), "cls": out["cls"].detach(), "mim": out["mim"].detach(),
+        "koleo": out["koleo"].detach() if "koleo" in out else torch.zeros((), device=globals_.device),
         "masked_ratio": mask_ratio(masks),
         "lr": torch.tensor(values.lr), "wd": torch.tensor(values.wd),
         "momentum": torch.tensor(values.momentum), "teacher_temp": torch.tensor(values.teacher_temp),

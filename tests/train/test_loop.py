@@ -147,7 +147,8 @@ def test_window_averages_diagnostics_over_the_steps_that_carry_them():
     from attmask_ray.train.loop import _EpochMean, _Window
 
     window = _Window()
-    base = {"loss": torch.tensor(2.0), "cls": torch.tensor(1.0), "mim": torch.tensor(1.0), "masked_ratio": torch.tensor(0.3)}
+    base = {"loss": torch.tensor(2.0), "cls": torch.tensor(1.0), "mim": torch.tensor(1.0), "koleo": torch.tensor(0.0),
+            "masked_ratio": torch.tensor(0.3)}
     window.add(base)
     window.add({**base, "loss": torch.tensor(4.0), "teacher_entropy": torch.tensor(0.5)})
     vals = window.read()

@@ -212,3 +212,24 @@ def test_teacher_forward_with_embed_keeps_the_other_outputs():
     for u, v in zip(plain, with_embed):
         assert torch.equal(u, v)
     assert torch.equal(with_embed[3], state.teacher.backbone(x)[0][:, 0])
+
+
+def test_koleo_weight_adds_the_regulariser_of_the_student_cls_embeddings():
+    cfg_off = _cfg()
+    cfg_on = _cfg(loss=dict(warmup_teacher_temp=0.04, teacher_temp=0.04, warmup_teacher_patch_temp=0.04,
+                            teacher_patch_temp=0.04, koleo_weight=0.5))
+    state_off = TrainingState.build(cfg_off, steps_per_epoch=100)
+    state_on = TrainingState.build(cfg_on, steps_per_epoch=100)
+    state_on.student.load_state_dict(state_off.student.state_dict())
+    state_on.teacher.load_state_dict(state_off.teacher.state_dict())
+    crops = _crops()
+    torch.manual_seed(0)  # the same drop-path draws
+    out_off = train_step(state_off, crops)
+    torch.manual_seed(0)
+    out_on = train_step(state_on, crops)
+    assert out_off["koleo"].item() == 0.0
+    # the same step with the same weights: the distillation terms agree, the total adds 0.5 * koleo
+    torch.testing.assert_close(out_on["cls"], out_off["cls"])
+    torch.testing.assert_close(out_on["mim"], out_off["mim"])
+    torch.testing.assert_close(out_on["loss"], out_off["loss"] + 0.5 * out_on["koleo"])
+    assert torch.isfinite(out_on["koleo"]) and out_on["koleo"].item() != 0.0
