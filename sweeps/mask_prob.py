@@ -2,7 +2,7 @@
 
 The paper (20% ImageNet, ViT-S/16, 100 epochs): p = 0 -> 43.4, 0.5 -> 49.4, 1 -> 44.2 k-NN;
 both extremes hurt. Same shared embedded config as sweeps/strategies.py (no per-p tuning).
-Expected run time: 9 trials x ~7 min, 2 at a time, on a 2-core CPU machine (~35 min).
+Expected run time: 9 trials x ~6 min, 2 at a time, on a 2-core CPU machine (~30 min).
 p = 0.5 with seeds 0-2 is the same config as attmask_high in sweeps/strategies.py.
 Data: python -m data_prep.fashion_mnist data/fashion_mnist_5k --train-subset 5000
 Run:  python -m attmask_ray.sweep sweeps/mask_prob.py
@@ -17,7 +17,7 @@ SEEDS = [0, 1, 2]
 
 
 def get_config(arg: str = "") -> ExperimentConfig:
-    return embedded("mask_prob", root="data/fashion_mnist_5k", epochs=8, eval_every=2,
+    return embedded("mask_prob", root="data/fashion_mnist_5k", epochs=6, eval_every=2,
                     extra={"mask.strategy": "attmask_high"})
 
 

@@ -4,8 +4,8 @@ block (iBOT) / random / attmask_low / attmask_hint / attmask_high with r ~ U(0.1
 p = 0.5, attention from the last teacher layer; everything else identical across
 strategies (no per-strategy tuning): the embedded preset, i.e. the recipe of
 sweeps/recipe.py (attmask_ray/presets.py), on the first 5,000 Fashion-MNIST training images
-for 8 epochs; online k-NN and final k-NN / few-shot k-NN on the 10,000 test images.
-Expected run time: 15 trials x ~7 min, 2 at a time, on a 2-core CPU machine (~55 min).
+for 6 epochs (the recipe search's budget); online k-NN and final k-NN / few-shot k-NN on the 10,000 test images.
+Expected run time: 15 trials x ~6 min, 2 at a time, on a 2-core CPU machine (~50 min).
 Data: python -m data_prep.fashion_mnist data/fashion_mnist_5k --train-subset 5000
 Run:  python -m attmask_ray.sweep sweeps/strategies.py
 Floors: python -m attmask_ray.floors sweeps/strategies.py --out ray_results/strategies
@@ -20,7 +20,7 @@ SEEDS = [0, 1, 2]
 
 
 def get_config(arg: str = "") -> ExperimentConfig:
-    return embedded("strategies", root="data/fashion_mnist_5k", epochs=8, eval_every=2)
+    return embedded("strategies", root="data/fashion_mnist_5k", epochs=6, eval_every=2)
 
 
 TUNE = TuneSpec(metric="knn_top1", mode="max", num_samples=len(STRATEGIES) * len(SEEDS), max_concurrent=2,

@@ -46,3 +46,11 @@ def test_warmups_scale_with_the_run_length(epochs):
             key == "optim.warmup_epochs" and values[key] == epochs
     cfg = embedded(epochs=epochs)
     assert cfg.optim.warmup_epochs <= epochs
+
+
+def test_embedded_preset_turns_koleo_on_and_extra_turns_it_off():
+    from attmask_ray.presets import KOLEO_WEIGHT
+
+    assert KOLEO_WEIGHT > 0
+    assert embedded(epochs=2).loss.koleo_weight == KOLEO_WEIGHT
+    assert embedded(epochs=2, extra={"loss.koleo_weight": 0.0}).loss.koleo_weight == 0.0
