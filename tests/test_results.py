@@ -64,5 +64,5 @@ def test_committed_results_read_with_one_name_per_metric(path):
 def test_report_of_a_committed_table_takes_the_name_written_before(tmp_path, capsys):
     from attmask_ray.report.__main__ import main
 
-    assert main([str(REPO / "docs/results/strategies"), "--metric", "knn_k20_top1", "--out", str(tmp_path)]) == 0
+    assert main([str(REPO / "docs/results/strategies_oldpreset"), "--metric", "knn_k20_top1", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "knn_top1_k20_vs_epoch.png").exists() and "knn_top1_k20" in capsys.readouterr().out
