@@ -50,11 +50,14 @@ _WARMUPS = ("optim.warmup_epochs", "loss.warmup_teacher_temp_epochs")
 
 # Added after the recipe search, a deliberate deviation from the paper's loss (which has no such
 # term): the KoLeo regulariser (DINOv2) on the student's backbone [CLS] embeddings. Without it the
-# [CLS] of this small ViT drifts toward near-constant, class-blind embeddings (val mean pairwise
-# cosine 0.74-0.90) and the k-NN stays at or under the random-init floor on MNIST digits. 10-epoch
-# screening runs (docs/results/README.md, "KoLeo"), k-NN top-1 at epoch 10 for weight 0 / 0.1 / 0.3:
-# Fashion-MNIST 5k 66.1 / 72.8 / 72.3 (random init 61.0), MNIST digits 4k 52.3 / 72.5 / 76.0
-# (random init 59.6); the 2-epoch smoke 52.8 / 57.4 / 60.8 (random init 56.5). 0 gives the paper's loss.
+# [CLS] of this small ViT drifts to embeddings that are close together and blind to the classes
+# (val mean pairwise cosine 0.74-0.90) and the k-NN stays under the random-init floor on MNIST
+# digits. 10-epoch screening runs (docs/results/README.md, "KoLeo"; docs/results/koleo_screening/),
+# k-NN top-1 at epoch 10 for weight 0 / 0.1 / 0.3: Fashion-MNIST 5k 66.1 / 72.8 / 72.3 (random init
+# 61.0), MNIST digits 4k 52.3 / 72.5 / 76.0 (random init 59.6); the 2-epoch smoke 52.8 / 57.4 / 60.8
+# (random init 56.5). Ray runs with 0.3: smoke 61.4 / 60.7 (block / attmask_high), digits 71.3 after
+# 10 epochs, strategies 70.9-72.1 after 6 epochs (docs/results/{smoke_koleo,other28_koleo,strategies}).
+# 0 gives the paper's loss.
 KOLEO_WEIGHT = 0.3
 
 
