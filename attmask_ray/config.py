@@ -129,10 +129,7 @@ class LossConfig:
     warmup_teacher_patch_temp: float = 0.04  # initial teacher patch temperature
     warmup_teacher_temp_epochs: int = 30  # linear warm-up of both teacher temperatures
     center_momentum: float = 0.9  # EMA of the teacher centres
-    # KoLeo regulariser (DINOv2) on the student's backbone [CLS] embeddings of each global view,
-    # added as koleo_weight * L_KoLeo. 0 = off, the paper's loss; a deliberate deviation that the
-    # embedded preset turns on (attmask_ray/presets.py says why). DINOv2 uses 0.1.
-    koleo_weight: float = 0.0
+    koleo_weight: float = 0.0  # KoLeo (DINOv2) on the student's global-view [CLS]; 0 = the paper's loss (see presets.py)
 
     def __post_init__(self) -> None:
         _check(self.variant in ("ibot", "dino"), f"loss.variant must be 'ibot' or 'dino', got {self.variant!r}")

@@ -233,3 +233,18 @@ def test_koleo_weight_adds_the_regulariser_of_the_student_cls_embeddings():
     torch.testing.assert_close(out_on["mim"], out_off["mim"])
     torch.testing.assert_close(out_on["loss"], out_off["loss"] + 0.5 * out_on["koleo"])
     assert torch.isfinite(out_on["koleo"]) and out_on["koleo"].item() != 0.0
+
+
+def test_koleo_is_taken_on_the_student_backbone_cls_of_each_global_view():
+    from attmask_ray.losses import koleo_loss
+
+    cfg = _cfg(model=dict(TINY_MODEL, drop_path_rate=0.0), mask=dict(masking_prob=0.0),
+               loss=dict(warmup_teacher_temp=0.04, teacher_temp=0.04, warmup_teacher_patch_temp=0.04,
+                         teacher_patch_temp=0.04, koleo_weight=0.5))
+    state = TrainingState.build(cfg, steps_per_epoch=100)
+    crops = _crops()
+    with torch.no_grad():  # p = 0: no view is masked, so the student sees the clean global views
+        cls = unwrap(state.student).backbone(torch.cat(crops[:2]))[0][:, 0]
+    expected = koleo_loss(cls[:8]) + koleo_loss(cls[8:])
+    out = train_step(state, crops)
+    torch.testing.assert_close(out["koleo"], expected, rtol=1e-5, atol=1e-6)
