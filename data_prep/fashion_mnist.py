@@ -4,7 +4,10 @@ Fashion-MNIST (70,000 real 28x28 grayscale photos of clothing, 10 classes, MIT l
 shipped by the Debian package ``dataset-fashion-mnist`` (IDX files under
 /usr/share/datasets/fashion-mnist). Writes OUT/train (60k) and OUT/test (10k), each a shards
 folder; images are stored raw as 28x28 RGB (gray replicated). ``--train-subset N`` keeps the
-first N/10 images of each class in file order. The smoke sweep uses data/fashion_mnist.
+first N/10 images of each class in file order. ``--classes A:B`` keeps only classes A..B-1
+(a Python slice of the 10, relabelled from 0), e.g. the retrieval protocol's disjoint classes:
+pre-train on ``--classes 0:5``, retrieve on the test split of ``--classes 5:10``.
+The smoke sweep uses data/fashion_mnist.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from attmask_ray.output_paths import output_problem
 from data_prep.cli_errors import run_reporting_errors
 from data_prep.errors import DataError
+from data_prep.imagefolder import class_slice
 from data_prep.shard_writer import Item, WriteOptions, print_report, write_shards
 from data_prep.source_image import Decoded
 
@@ -58,23 +62,34 @@ class ArrayLoader:
         return Decoded(np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2)), "ok", "", gray.nbytes)
 
 
-def split_items(labels: np.ndarray, source: str, per_class: int | None) -> list[Item]:
-    """Items in file order; with ``per_class`` only the first ``per_class`` rows of each class."""
+def parse_classes(text: str | None) -> range:
+    """'A:B' (a slice of the 10 classes) -> the kept class indices; None -> all 10."""
+    kept = class_slice(CLASSES, text)
+    return range(CLASSES.index(kept[0]), CLASSES.index(kept[-1]) + 1)
+
+
+def split_items(labels: np.ndarray, source: str, per_class: int | None, classes: range = range(len(CLASSES))) -> list[Item]:
+    """Items in file order of the kept ``classes`` (relabelled from 0); with ``per_class`` only the
+    first ``per_class`` rows of each class."""
     seen = np.zeros(len(CLASSES), dtype=np.int64)
     items = []
     for row, lab in enumerate(labels.tolist()):
+        if lab not in classes:
+            continue
         if per_class is not None:
             if seen[lab] >= per_class:
                 continue
             seen[lab] += 1
-        items.append(Item(f"{source}#{row}", int(lab), CLASSES[lab]))
+        items.append(Item(f"{source}#{row}", classes.index(lab), CLASSES[lab]))
     return items
 
 
-def build(out: str | Path, train_subset: int | None = None, idx_dir: str | Path = IDX_DIR, shards: int = 1) -> dict:
+def build(out: str | Path, train_subset: int | None = None, idx_dir: str | Path = IDX_DIR, shards: int = 1,
+          classes: str | None = None) -> dict:
     """Write OUT/train and OUT/test; returns {split: Report}."""
-    if train_subset is not None and (train_subset < len(CLASSES) or train_subset % len(CLASSES)):
-        raise DataError(f"--train-subset must be a positive multiple of {len(CLASSES)}, got {train_subset}")
+    kept = parse_classes(classes)
+    if train_subset is not None and (train_subset < len(kept) or train_subset % len(kept)):
+        raise DataError(f"--train-subset must be a positive multiple of {len(kept)} (the kept classes), got {train_subset}")
     idx_dir, out = Path(idx_dir), Path(out)
     if problem := output_problem(out, kind="dir"):
         raise DataError(f"output {out}: {problem}; choose another OUT folder")
@@ -84,13 +99,14 @@ def build(out: str | Path, train_subset: int | None = None, idx_dir: str | Path 
         images, labels = read_idx(idx_dir / img_file), read_idx(idx_dir / lab_file)
         if len(images) != len(labels):
             raise DataError(f"{idx_dir / img_file} and {lab_file} disagree on the sample count; reinstall dataset-fashion-mnist")
-        per_class = train_subset // len(CLASSES) if (split == "train" and train_subset) else None
+        per_class = train_subset // len(kept) if (split == "train" and train_subset) else None
         if per_class is not None and per_class > (have := int(np.bincount(labels, minlength=len(CLASSES)).min())):
             raise DataError(f"--train-subset {train_subset} asks for {per_class} images per class but the train split "
-                            f"has {have} per class; pass at most {have * len(CLASSES)}")
-        items = split_items(labels, img_file, per_class)
+                            f"has {have} per class; pass at most {have * len(kept)}")
+        items = split_items(labels, img_file, per_class, kept)
         opts = WriteOptions(num_shards=shards, max_resolution=None, write_mode="raw", workers=1)
-        reports[split] = write_shards(items, CLASSES, out / split, opts, ArrayLoader(images), title=f"fashion-mnist {split}")
+        reports[split] = write_shards(items, [CLASSES[c] for c in kept], out / split, opts, ArrayLoader(images),
+                                      title=f"fashion-mnist {split}")
         print_report(reports[split])
     return reports
 
@@ -98,11 +114,13 @@ def build(out: str | Path, train_subset: int | None = None, idx_dir: str | Path 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m data_prep.fashion_mnist", description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="output folder; gets train/ and test/ shards folders")
-    ap.add_argument("--train-subset", type=int, default=None, help="keep the first N/10 train images per class")
+    ap.add_argument("--train-subset", type=int, default=None, help="keep the first N/10 train images per class "
+                    "(N/C with --classes keeping C classes)")
+    ap.add_argument("--classes", default=None, help="keep classes A..B-1 only, relabelled from 0 (a slice: 0:5, 5:10)")
     ap.add_argument("--idx-dir", default=str(IDX_DIR), help="folder with the *-ubyte.gz IDX files")
     ap.add_argument("--shards", type=int, default=1, help="shards per split")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    return run_reporting_errors(lambda: build(args.out, args.train_subset, args.idx_dir, args.shards))
+    return run_reporting_errors(lambda: build(args.out, args.train_subset, args.idx_dir, args.shards, args.classes))
 
 
 if __name__ == "__main__":

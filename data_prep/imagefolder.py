@@ -5,7 +5,9 @@ SRC in ImageNet layout (``SRC/train/<class>/*.JPEG``, ``SRC/val/<class>/*``) giv
 Subsets (paper: 20% of ImageNet-1k = first 260 per class in sorted order) apply to train:
 ``--per-class K`` keeps the first K files of each class, ``--fraction X`` the first X of
 each class, ``--offset O`` skips the first O per class first (few-shot slices: ``--offset
-t*nu --per-class nu``). Example::
+t*nu --per-class nu``). ``--classes A:B`` keeps the sorted class folders A..B-1 in every split
+(relabelled from 0): the retrieval protocol's unseen classes, e.g. CUB-200 ``--classes 100:``
+(classes 101-200), Cars-196 ``--classes 98:``. Example::
 
     python -m data_prep.imagefolder /data/imagenet data/in1k_20pct --fraction 0.2 --shards 64 \
         --max-resolution 256 --workers 8
@@ -73,10 +75,25 @@ def list_classes(split: Path) -> list[str]:
     return classes
 
 
-def plan_split(split: Path, classes: list[str], subset: Subset) -> list[Item]:
-    """Items of one split in sorted (class, file) order after the subset; unknown classes raise."""
+def class_slice(classes: list[str], text: str | None) -> list[str]:
+    """The sorted class folders kept by ``--classes A:B`` (a Python slice; None keeps all)."""
+    if text is None:
+        return classes
+    try:
+        a, b = (int(x) if x.strip() else None for x in text.split(":"))
+    except ValueError:
+        raise DataError(f"--classes must be A:B (a slice of the {len(classes)} sorted classes), got {text!r}") from None
+    kept = classes[a:b]
+    if not kept:
+        raise DataError(f"--classes {text} keeps none of the {len(classes)} classes")
+    return kept
+
+
+def plan_split(split: Path, classes: list[str], subset: Subset, known: list[str] | None = None) -> list[Item]:
+    """Items of one split in sorted (class, file) order after the subset; classes outside ``known``
+    (default: ``classes``) raise, known ones outside ``classes`` are left out."""
     present = list_classes(split)
-    unknown = sorted(set(present) - set(classes))
+    unknown = sorted(set(present) - set(known or classes))
     if unknown:
         raise DataError(f"{split} has class folders missing from the train split ({unknown[:3]}...); "
                         "convert with matching class folders")
@@ -91,7 +108,8 @@ def plan_split(split: Path, classes: list[str], subset: Subset) -> list[Item]:
     return items
 
 
-def convert(src: str | Path, out: str | Path, opts: WriteOptions, subset: Subset = Subset()) -> dict[str, object]:
+def convert(src: str | Path, out: str | Path, opts: WriteOptions, subset: Subset = Subset(),
+            classes: str | None = None) -> dict[str, object]:
     """Convert every split of ``src`` into ``out``; returns {split: Report}."""
     src, out = Path(src), Path(out)
     if not src.is_dir():
@@ -104,11 +122,12 @@ def convert(src: str | Path, out: str | Path, opts: WriteOptions, subset: Subset
         raise DataError(f"output {out}: {problem}; choose another OUT folder")
     splits = [s for s in ("train", "val") if (src / s).is_dir()]
     pairs = [(src / s, out / s, s) for s in splits] if splits else [(src, out, "train")]
-    classes = list_classes(pairs[0][0])
+    every = list_classes(pairs[0][0])
+    kept = class_slice(every, classes)
     reports = {}
     for split_dir, split_out, name in pairs:
-        items = plan_split(split_dir, classes, subset if name == "train" else Subset())
-        report = write_shards(items, classes, split_out, opts, FileLoader(split_dir, opts.max_resolution),
+        items = plan_split(split_dir, kept, subset if name == "train" else Subset(), known=every)
+        report = write_shards(items, kept, split_out, opts, FileLoader(split_dir, opts.max_resolution),
                               title=f"{name}")
         import pyarrow.parquet as pq
         m = pq.read_table(split_out / "manifest.parquet", columns=["source", "status", "reason"]).to_pylist()
@@ -130,6 +149,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--per-class", type=int, default=None, help="keep the first K files of each train class")
     ap.add_argument("--fraction", type=float, default=None, help="keep the first X (0-1] of each train class")
     ap.add_argument("--offset", type=int, default=0, help="skip the first O files of each train class")
+    ap.add_argument("--classes", default=None, help="keep the sorted class folders A..B-1 only (a slice: :100, 100:)")
     return ap.parse_args(argv)
 
 
@@ -139,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     def action() -> None:
         opts = WriteOptions(num_shards=args.shards, max_resolution=args.max_resolution or None,
                             write_mode=args.write_mode, jpeg_quality=args.jpeg_quality, workers=args.workers)
-        convert(args.src, args.out, opts, Subset(args.per_class, args.fraction, args.offset))
+        convert(args.src, args.out, opts, Subset(args.per_class, args.fraction, args.offset), args.classes)
 
     return run_reporting_errors(action)
 

@@ -31,10 +31,14 @@ def test_preset_values_are_the_best_trial_of_the_committed_recipe_search():
         assert column == pytest.approx(expected) if isinstance(value, float) else column == expected, key
 
 
-def test_preset_at_the_search_budget_is_the_searched_config():
+def test_preset_at_the_search_budget_is_the_searched_config_but_the_changes_made_after():
+    from attmask_ray.presets import AFTER_SEARCH
+
     cfg = flatten(embedded(epochs=RECIPE_EPOCHS))
     for key, value in RECIPE.items():
-        assert cfg[key] == value, key
+        assert cfg[key] == AFTER_SEARCH.get(key, value), key
+    assert all(cfg[key] == value for key, value in AFTER_SEARCH.items())
+    assert AFTER_SEARCH["loss.teacher_temp"] == 0.04 and RECIPE["loss.teacher_temp"] == 0.07
 
 
 @pytest.mark.parametrize("epochs", [2, 6, 40])

@@ -156,3 +156,31 @@ def test_accuracy_axis_starts_at_the_floor_and_never_zooms_into_noise():
     lo, hi = accuracy_limits(curve)
     assert hi - lo == pytest.approx(MIN_SPAN) and lo < min(curve) and hi > max(curve)
     assert accuracy_limits([]) is None
+
+
+def test_downstream_evaluations_get_one_table_each(tmp_path):
+    """Masked, retrieval, in9 and finetune rows -> one table per task under "Downstream evaluations";
+    a trial without them is left out of those tables."""
+    rows = []
+    for seed, base in enumerate((60.0, 62.0)):
+        in9 = {f"in9_{v}": base + i for i, v in enumerate(("original", "only_fg", "mixed_same", "mixed_rand",
+                                                            "mixed_next", "no_fg", "only_bg_b", "only_bg_t"))}
+        rows += trial_rows(f"high_{seed}", {"mask.strategy": "attmask_high", "seed": seed}, [50.0],
+                           {"knn": {"knn_top1": base}, "masked": {"masked_r0_top1": base, "masked_r30_top1": base - 5},
+                            "retrieval": {"retrieval_r1": base, "retrieval_r2": base + 4, "retrieval_r8": base + 8},
+                            "in9": in9 | {"in9_bg_gap": -1.0},
+                            "finetune": {"finetune_top1": base + 20, "finetune_last_top1": base + 19}})
+    rows += trial_rows("block_0", {"mask.strategy": "block"}, [40.0], {"knn": {"knn_top1": 41.0}})
+    write_results(tmp_path, rows)
+    report = make_report(tmp_path)
+    titles = [t for t, _ in report.evals]
+    assert [t.split(":")[0].split(",")[0] for t in titles] == ["Salient-patch masking", "Retrieval without fine-tuning",
+                                                              "Background robustness", "Fine-tuning"]
+    md = report.markdown.read_text()
+    assert "## Downstream evaluations" in md
+    assert "| strategy | ratio | seeds | r=0 | r=0.3 |" in md and "| attmask_high | (0.1, 0.5) | 2 | 61.00 ± 1.41 | 56.00 ± 1.41 |" in md
+    assert "| seeds | R@1 | R@2 | R@8 |" in md
+    assert ("| Original | Only-FG | Mixed-Same | Mixed-Rand | Mixed-Next | No-FG | Only-BG-B | Only-BG-T | BG-Gap |" in md)
+    assert "| 2 | 81.00 ± 1.41 | 80.00 ± 1.41 |" in md  # best, then last top-1
+    retrieval = dict(report.evals)[titles[1]].rows
+    assert list(retrieval["config/mask.strategy"]) == ["attmask_high"]  # block has no retrieval rows

@@ -195,6 +195,23 @@ class EvalConfig:
     num_cpus: float = 1.0  # Ray resources per evaluation task
     num_gpus: float = 0.0
     foreground_threshold: float | None = None  # de-normalised intensity above which a pixel is foreground (grayscale data): fg_attention_share at the online k-NN; None = off
+    retrieval_k: tuple[int, ...] = (1, 2, 4, 8)  # Recall@k of the retrieval task (Table 8)
+    retrieval_path: str | None = None  # the retrieval split (classes never trained on); None = the val split
+    retrieval_gallery_path: str | None = None  # a separate gallery split (In-Shop); None = the retrieval split queries itself (CUB, Cars, SOP)
+    in9_root: str | None = None  # the in9 task's data: a data_prep.in9 OUT folder (train/ = IN-9 Original train, one folder per variant)
+    # fine-tuning (Table 6), defaults from the reference's transfer script (DeiT recipe, evaluation/eval_transfer_finetuning.py)
+    finetune_epochs: int = 300  # script default; its README runs 500 (CIFAR) and 1000 (Flowers)
+    finetune_lr: float = 7.5e-6  # AdamW lr per 512 images of batch (README), scaled by batch/512; cosine to finetune_min_lr
+    finetune_min_lr: float = 1e-5  # end of the cosine (the script's --min-lr, absolute, not scaled)
+    finetune_batch_size: int = 128
+    finetune_warmup_epochs: int = 5
+    finetune_weight_decay: float = 0.05
+    finetune_layer_decay: float = 1.0  # block b of L gets lr x decay^(L - b); 1.0 = none (the reference); BEiT/iBOT use 0.65-0.75
+    finetune_label_smoothing: float = 0.1
+    finetune_mixup: float = 0.8  # mixup alpha (0 = off); with cutmix, one of the two per batch (switch prob 0.5)
+    finetune_cutmix: float = 1.0  # cutmix alpha (0 = off)
+    finetune_drop_path: float = 0.1
+    finetune_init: str = "checkpoint"  # "checkpoint" (the pre-trained backbone) or "random" (the same ViT from scratch)
 
     def __post_init__(self) -> None:
         _check(self.foreground_threshold is None or 0.0 < self.foreground_threshold < 1.0,
@@ -209,6 +226,15 @@ class EvalConfig:
         _check(self.linear_epochs >= 1, f"eval.linear_epochs must be >= 1, got {self.linear_epochs}")
         _check(self.linear_mode in ("fast", "full"), f"eval.linear_mode must be 'fast' or 'full', got {self.linear_mode!r}")
         _check(self.num_cpus >= 0 and self.num_gpus >= 0, "eval.num_cpus/num_gpus must be >= 0")
+        _check(len(self.retrieval_k) > 0 and all(k >= 1 for k in self.retrieval_k), f"eval.retrieval_k must be positive ints, got {self.retrieval_k}")
+        _check(self.finetune_epochs >= 1 and self.finetune_batch_size >= 1 and 0 <= self.finetune_warmup_epochs <= self.finetune_epochs,
+               "eval.finetune_epochs and finetune_batch_size must be >= 1, finetune_warmup_epochs in [0, finetune_epochs]")
+        _check(self.finetune_lr > 0 and self.finetune_min_lr >= 0, "eval.finetune_lr must be > 0 and finetune_min_lr >= 0")
+        _check(0 < self.finetune_layer_decay <= 1, f"eval.finetune_layer_decay must be in (0, 1], got {self.finetune_layer_decay}")
+        _check(0 <= self.finetune_label_smoothing < 1 and self.finetune_mixup >= 0 and self.finetune_cutmix >= 0
+               and 0 <= self.finetune_drop_path < 1 and self.finetune_weight_decay >= 0,
+               "eval.finetune_label_smoothing and finetune_drop_path must be in [0, 1), finetune_mixup/cutmix/weight_decay >= 0")
+        _check(self.finetune_init in ("checkpoint", "random"), f"eval.finetune_init must be 'checkpoint' or 'random', got {self.finetune_init!r}")
 
 
 @dataclass(frozen=True)

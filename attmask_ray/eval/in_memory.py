@@ -27,6 +27,9 @@ class AugmentedTensorBatches:
         self.images, self.labels, self.batch_size = images, labels, batch_size
         self.generator = torch.Generator().manual_seed(seed)
 
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         perm = torch.randperm(len(self.labels), generator=self.generator)
         for i in range(0, len(perm), self.batch_size):

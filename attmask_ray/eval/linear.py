@@ -59,9 +59,12 @@ def _check(train_labels: torch.Tensor, val_labels: torch.Tensor, num_classes: in
         raise EvalError(f"linear probe: labels reach {top} but num_classes={num_classes}: train and val must share one class list")
 
 
-def _fit(layer: nn.Linear, epochs: int, lr: float, batch_size: int,
-         epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-         val_feats: torch.Tensor, val_labels: torch.Tensor) -> dict[str, float]:
+def fit_linear(layer: nn.Linear, epochs: int, lr: float, batch_size: int,
+               epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+               val_feats: torch.Tensor | None = None, val_labels: torch.Tensor | None = None) -> dict[str, float]:
+    """Train ``layer`` in place (SGD momentum 0.9, no wd, lr x batch/256, cosine over ``epochs``) on
+    ``epoch_batches(epoch)`` of (features [B, D], labels [B]); with val features, score it after every
+    epoch and return the best and last top-1 (keys of :func:`train_linear`), else return {}."""
     opt = torch.optim.SGD(layer.parameters(), lr=lr * batch_size / 256, momentum=0.9, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=0.0)
     best = (-1.0, 0.0, 0)
@@ -76,11 +79,30 @@ def _fit(layer: nn.Linear, epochs: int, lr: float, batch_size: int,
             opt.step()
         sched.step()
         layer.eval()
+        if val_feats is None:
+            continue
         last = accuracy(layer, val_feats, val_labels)
         if last[0] > best[0]:
             best = (last[0], last[1], epoch + 1)
+    if val_feats is None:
+        return {}
     return {"linear_top1": best[0], "linear_top5": best[1], "linear_best_epoch": float(best[2]),
             "linear_last_top1": last[0]}
+
+
+def shuffled_batches(feats: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                     seed: int) -> Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]]:
+    """``epoch -> batches`` of cached feats [N, D] and labels [N], a new seeded shuffle each epoch."""
+    g = torch.Generator().manual_seed(seed)
+    labels = labels.long()
+
+    def batches(_epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        perm = torch.randperm(len(labels), generator=g)
+        for i in range(0, len(perm), batch_size):
+            j = perm[i:i + batch_size]
+            yield feats[j], labels[j]
+
+    return batches
 
 
 def train_linear(train_feats: torch.Tensor, train_labels: torch.Tensor, val_feats: torch.Tensor,
@@ -94,16 +116,8 @@ def train_linear(train_feats: torch.Tensor, train_labels: torch.Tensor, val_feat
     _check(train_labels, val_labels, num_classes)
     torch.manual_seed(seed)
     layer = make_linear(train_feats.shape[1], num_classes).to(device)
-    g = torch.Generator().manual_seed(seed)
-    train_labels = train_labels.long()
-
-    def batches(_epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        perm = torch.randperm(len(train_labels), generator=g)
-        for i in range(0, len(perm), batch_size):
-            j = perm[i:i + batch_size]
-            yield train_feats[j], train_labels[j]
-
-    return _fit(layer, epochs, lr, batch_size, batches, val_feats, val_labels.long())
+    return fit_linear(layer, epochs, lr, batch_size, shuffled_batches(train_feats, train_labels, batch_size, seed),
+                      val_feats, val_labels.long())
 
 
 def train_linear_augmented(backbone: MaskedViT, train_views: Iterable[Sequence[torch.Tensor]],
@@ -135,7 +149,7 @@ def train_linear_augmented(backbone: MaskedViT, train_views: Iterable[Sequence[t
         if seen == 0:
             raise EvalError("linear probe: the train split is empty")
 
-    return _fit(layer, epochs, lr, batch_size, batches, val_feats, val_labels.long())
+    return fit_linear(layer, epochs, lr, batch_size, batches, val_feats, val_labels.long())
 
 
 def linear_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, float]:

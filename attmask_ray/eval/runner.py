@@ -25,6 +25,8 @@ from attmask_ray.checkpoint import load_checkpoint
 from attmask_ray.config import EvalConfig, ExperimentConfig
 from attmask_ray.eval.errors import EvalError
 from attmask_ray.eval.features import Features, extract_features
+from attmask_ray.eval.in9 import check_in9_root
+from attmask_ray.eval.retrieval import check_retrieval
 from attmask_ray.eval.knn import check_bank
 from attmask_ray.eval.loaders import LoaderFactory, default_loader
 from attmask_ray.eval.spec import EvalSpec
@@ -56,10 +58,13 @@ def _check_same_grid(cfg: ExperimentConfig, attn_cfg: ExperimentConfig, attn_pat
                         f"evaluated checkpoint has patch {p} ({g // p}x{g // p}); pass a checkpoint with the same patch size")
 
 
-def _check_datasets(train_path: str, val_path: str, knn_k: Sequence[int] = ()) -> int:
-    """Class-count and k-NN bank checks on real datasets before any task starts; returns the class count.
+def _check_datasets(train_path: str, val_path: str, knn_k: Sequence[int] = (),
+                    retrieval: EvalConfig | None = None) -> int:
+    """Class-count, k-NN bank and retrieval gallery checks on real datasets before any task starts;
+    returns the class count.
 
     ``knn_k``: the k values of the knn task (none when it is not run); each must fit in the train split.
+    ``retrieval``: the eval config when the retrieval task runs; its k values must fit in its gallery.
     """
     from attmask_ray.data import check_dataset
 
@@ -70,6 +75,8 @@ def _check_datasets(train_path: str, val_path: str, knn_k: Sequence[int] = ()) -
         raise EvalError(f"class-count mismatch: train {train_path} has {tr.num_classes} classes, val {val_path} has "
                         f"{va.num_classes}; convert both splits with the same class list")
     check_bank(knn_k, tr.num_samples, train_path)
+    if retrieval is not None:
+        check_retrieval(retrieval, va.num_samples)
     return int(tr.num_classes)
 
 
@@ -101,8 +108,13 @@ def run_evaluations(checkpoint_path: str | Path, tasks: str | Sequence[str] = tu
             read_results(out_dir)
     if attn_checkpoint is not None:  # fail now, not inside a task
         _check_same_grid(cfg, load_checkpoint(attn_checkpoint).config, attn_checkpoint)
-    num_classes = (_check_datasets(train_path, val_path, eval_cfg.knn_k if "knn" in names else ())
-                   if loader_factory is None else None)
+    num_classes = None
+    if loader_factory is None:  # real datasets: every split the tasks read is checked before any task starts
+        if names != ("in9",):
+            num_classes = _check_datasets(train_path, val_path, eval_cfg.knn_k if "knn" in names else (),
+                                          eval_cfg if "retrieval" in names else None)
+        if "in9" in names:
+            check_in9_root(eval_cfg.in9_root)
     spec = EvalSpec(str(ckpt.path), train_path, val_path, eval_cfg, which, attn_checkpoint,
                     loader_factory or default_loader, num_classes)
     train_kinds, val_kinds = needed_kinds(names, eval_cfg)

@@ -2,7 +2,7 @@
 kinds it reads from each split).
 
 A task is a function ``(EvalSpec, train Features, val Features) -> {metric: value}`` in its own
-module (knn.py, fewshot.py, linear.py, masked.py); adding one is that module plus one entry
+module (knn.py, fewshot.py, linear.py, masked.py, retrieval.py, in9.py, finetune.py); adding one is that module plus one entry
 in :data:`TASKS`. The runner (:mod:`attmask_ray.eval.runner`) extracts the union of the kinds
 the requested tasks need once per split and hands the same Features to every task.
 """
@@ -16,9 +16,12 @@ from attmask_ray.config import EvalConfig
 from attmask_ray.eval.errors import EvalError
 from attmask_ray.eval.features import Features
 from attmask_ray.eval.fewshot import fewshot_task
+from attmask_ray.eval.finetune import finetune_task
+from attmask_ray.eval.in9 import in9_task
 from attmask_ray.eval.knn import knn_task
 from attmask_ray.eval.linear import linear_task
 from attmask_ray.eval.masked import masked_task
+from attmask_ray.eval.retrieval import retrieval_task
 from attmask_ray.eval.spec import EvalSpec
 
 TaskFn = Callable[[EvalSpec, Features, Features], dict[str, float]]
@@ -43,6 +46,10 @@ def _nothing(e: EvalConfig) -> tuple[str, ...]:
     return ()
 
 
+def _retrieval_val(e: EvalConfig) -> tuple[str, ...]:
+    return (e.knn_feature,) if e.retrieval_path is None else ()  # else it extracts eval.retrieval_path itself
+
+
 def _cls4(e: EvalConfig) -> tuple[str, ...]:
     return ("cls4",)
 
@@ -56,6 +63,9 @@ TASKS: dict[str, EvalTask] = {t.name: t for t in (
     EvalTask("fewshot", fewshot_task, train_kinds=_knn_feature, val_kinds=_knn_feature),
     EvalTask("linear", linear_task, train_kinds=_cls4_if_fast, val_kinds=_cls4),
     EvalTask("masked", masked_task, train_kinds=_knn_feature, val_kinds=_nothing),  # masks and extracts val itself
+    EvalTask("retrieval", retrieval_task, train_kinds=_nothing, val_kinds=_retrieval_val),
+    EvalTask("in9", in9_task, train_kinds=_nothing, val_kinds=_nothing),  # extracts eval.in9_root's splits itself
+    EvalTask("finetune", finetune_task, train_kinds=_nothing, val_kinds=_nothing),  # trains the backbone on images
 )}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from attmask_ray.report.evals import eval_lines, eval_tables
 from attmask_ray.report.health import Health, health_section
 from attmask_ray.report.plots import Plot, metric_vs_epoch, metric_vs_knob
 from attmask_ray.report.tables import (ReportError, Summary, knob_label, missing_notes, summarise,
@@ -31,6 +32,7 @@ class Report:
     floors: list[tuple[str, float, float]] = field(default_factory=list)  # (name, k-NN top-1, top-5)
     checkpoints: list[tuple[str, float, str]] = field(default_factory=list)  # (trial, epoch, path) still on disk
     health: Health | None = None  # the "Learning health" section (collapse diagnostics)
+    evals: list[tuple[str, Summary]] = field(default_factory=list)  # "Downstream evaluations": (title, table)
 
 
 def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
@@ -77,7 +79,7 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path | None = None,
             plots[knob] = metric_vs_knob(trials, knob, metric, out / f"{metric}_vs_{name}.png", knobs)
     health = health_section(df, knobs, out)
     report = Report(out / REPORT_FILE, summary, plots, notes, n_trials=len(trials), floors=floor_rows(floors),
-                    health=health, checkpoints=kept_checkpoints(df))
+                    health=health, checkpoints=kept_checkpoints(df), evals=eval_tables(df, knobs))
     report.markdown.write_text(render_markdown(report, experiment_dir, metric, knobs))
     return report
 
@@ -110,6 +112,7 @@ def render_markdown(report: Report, experiment_dir: Path, metric: str, knobs: li
     if report.floors:
         lines += ["## k-NN floors (same splits and protocol)", "", "| floor | k-NN top-1 | k-NN top-5 |", "|---|---|---|"]
         lines += [f"| {name} | {t1:.2f} | {t5:.2f} |" for name, t1, t5 in report.floors] + [""]
+    lines += eval_lines(report.evals)
     if report.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
     if "epoch" in report.plots:

@@ -76,7 +76,8 @@ def check_output(args: argparse.Namespace, sweep: Sweep) -> None:
 
 
 def check_data(sweep: Sweep) -> None:
-    """The shards exist and are whole, and the online k-NN's k values fit in its bank."""
+    """The shards exist and are whole, the online k-NN's k values fit in its bank, and the splits of
+    the ``in9`` and ``retrieval`` evaluation tasks exist."""
     from attmask_ray.data import DataError, check_dataset
     from attmask_ray.eval.errors import EvalError
     from attmask_ray.eval.knn import check_bank
@@ -87,6 +88,14 @@ def check_data(sweep: Sweep) -> None:
         check_dataset(d.val_path, min_resolution=d.global_crop_size)
         bank = check_dataset(d.knn_train_path, min_resolution=d.global_crop_size) if d.knn_train_path else train
         check_bank(sweep.config.eval.knn_k, bank.num_samples, d.knn_train_path or d.train_path)
+        if "in9" in sweep.spec.eval_tasks:  # their own splits, read after training: check them now
+            from attmask_ray.eval.in9 import check_in9_root
+
+            check_in9_root(sweep.config.eval.in9_root)
+        if "retrieval" in sweep.spec.eval_tasks:
+            from attmask_ray.eval.retrieval import check_retrieval
+
+            check_retrieval(sweep.config.eval, check_dataset(d.val_path).num_samples)
     except (DataError, EvalError) as exc:
         raise ConfigError(str(exc)) from None
 

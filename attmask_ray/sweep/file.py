@@ -24,6 +24,18 @@ from attmask_ray.sweep.space import Space, describe_space, knob_values, one_line
 from attmask_ray.sweep.spec import TuneSpec
 
 DATA_PATH_KEYS = ("train_path", "val_path", "knn_train_path")
+PATH_KEYS = tuple(f"data.{k}" for k in DATA_PATH_KEYS) + ("eval.in9_root", "eval.retrieval_path", "eval.retrieval_gallery_path")  # every dotted key holding a data path
+
+
+def _relative_paths(cfg: ExperimentConfig) -> dict[str, str]:
+    """{dotted key: value} of the config's data paths that are relative (not absolute, not URIs)."""
+    out = {}
+    for key in PATH_KEYS:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value and "://" not in value and not Path(value).is_absolute():
+            out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -179,9 +191,7 @@ def with_data_root(sweep: Sweep, root: str | Path) -> Sweep:
         raise ConfigError(f"--data-root {root}: not a directory; give the folder the config's relative data paths "
                           "start from (e.g. the project checkout holding data/)")
     base = base.resolve()
-    data = sweep.config.data
-    overrides = {f"data.{key}": str(base / value) for key in DATA_PATH_KEYS
-                 if (value := getattr(data, key)) and "://" not in value and not Path(value).is_absolute()}
+    overrides = {key: str(base / value) for key, value in _relative_paths(sweep.config).items()}
     if not overrides:
         return sweep
     return replace(sweep, config=apply_overrides(sweep.config, overrides))
@@ -190,8 +200,7 @@ def with_data_root(sweep: Sweep, root: str | Path) -> Sweep:
 def base_dict(sweep: Sweep) -> dict[str, Any]:
     """The base config for trials, with relative data paths made absolute (workers run elsewhere)."""
     data = to_dict(sweep.config)
-    for key in DATA_PATH_KEYS:
-        value = data["data"].get(key)
-        if value and "://" not in value and not Path(value).is_absolute():
-            data["data"][key] = str(Path(value).resolve())
+    for key, value in _relative_paths(sweep.config).items():
+        section, name = key.split(".")
+        data[section][name] = str(Path(value).resolve())
     return data

@@ -35,3 +35,21 @@ def test_bad_subset_and_missing_files(tmp_path: Path) -> None:
         build(tmp_path, train_subset=15)
     with pytest.raises(DataError, match="dataset-fashion-mnist"):
         build(tmp_path, idx_dir=tmp_path / "none")
+
+
+def test_class_slice_for_disjoint_retrieval_classes(tmp_path: Path) -> None:
+    build(tmp_path / "late", train_subset=50, classes="5:10")
+    train = check_dataset(str(tmp_path / "late" / "train"))
+    test = check_dataset(str(tmp_path / "late" / "test"))
+    assert train.num_samples == 50 and test.num_samples == 5_000
+    assert train.class_names == test.class_names == CLASSES[5:]
+    np.testing.assert_array_equal(np.bincount(test.labels), np.full(5, 1000))  # relabelled 0..4
+    rows = pq.read_table(tmp_path / "late" / "test" / "manifest.parquet").to_pylist()
+    labels = read_idx(IDX_DIR / "t10k-labels-idx1-ubyte.gz")
+    assert all(labels[int(r["source"].rsplit("#", 1)[1])] == r["label"] + 5 for r in rows)
+    with pytest.raises(DataError, match="--classes must be A:B"):
+        build(tmp_path / "x", classes="five")
+    with pytest.raises(DataError, match="keeps none"):
+        build(tmp_path / "y", classes="10:")
+    with pytest.raises(DataError, match="multiple of 5"):
+        build(tmp_path / "z", train_subset=12, classes=":5")

@@ -108,3 +108,14 @@ def test_changed_options_refuse_to_mix_into_an_old_output(photo_src: Path, tmp_p
     convert(photo_src / "val", tmp_path, WriteOptions(num_shards=1, max_resolution=64))
     with pytest.raises(DataError, match="different inputs or options"):
         convert(photo_src / "val", tmp_path, WriteOptions(num_shards=1, max_resolution=80))
+
+
+def test_class_slice_keeps_unseen_classes_for_retrieval(photo_src: Path, tmp_path: Path) -> None:
+    classes = sorted(p.name for p in (photo_src / "val").iterdir())
+    convert(photo_src / "val", tmp_path / "late", WriteOptions(num_shards=1, max_resolution=64), classes="1:")
+    info = check_dataset(str(tmp_path / "late"))
+    assert info.class_names == classes[1:] and info.num_samples == 6 and sorted(set(info.labels.tolist())) == [0, 1]
+    with pytest.raises(DataError, match="--classes must be A:B"):
+        convert(photo_src / "val", tmp_path / "x", WriteOptions(), classes="1-2")
+    with pytest.raises(DataError, match="keeps none of the 3 classes"):
+        convert(photo_src / "val", tmp_path / "y", WriteOptions(), classes="5:")

@@ -25,7 +25,10 @@ def tiny_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def toy_loader():
-    return functools.partial(tensor_loader, datasets={"train": toy_split(12, 0), "val": toy_split(5, 1)})
+    from data_prep.in9 import TRAIN, VARIANTS
+
+    in9 = {f"in9/{name}": toy_split(4, 2) for name in (TRAIN,) + VARIANTS}  # eval.in9_root = "in9" (tiny_config)
+    return functools.partial(tensor_loader, datasets={"train": toy_split(12, 0), "val": toy_split(5, 1), **in9})
 
 
 @pytest.fixture

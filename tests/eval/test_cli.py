@@ -10,7 +10,7 @@ from attmask_ray.eval import runner
 
 def test_cli_prints_table_and_appends_results(tiny_checkpoint, toy_loader, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runner, "default_loader", toy_loader)
-    monkeypatch.setattr(runner, "_check_datasets", lambda train, val, knn_k=(): None)
+    monkeypatch.setattr(runner, "_check_datasets", lambda train, val, knn_k=(), retrieval=None: None)
     rc = evaluate.main([str(tiny_checkpoint), "--tasks", "knn,fewshot", "--local", "--out", str(tmp_path),
                         "--set", "eval.knn_k=(20,)"])
     out = capsys.readouterr().out

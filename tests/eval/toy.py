@@ -17,7 +17,8 @@ def tiny_config(**eval_overrides):
                  "train_path": "train", "val_path": "val"},
         "optim": {"batch_size": 8, "epochs": 2, "warmup_epochs": 0},
         "eval": {"batch_size": 16, "knn_k": [1, 10, 20], "fewshot_nu": [1, 5], "fewshot_tries": 3,
-                 "linear_epochs": 3, "masked_ratios": [0.0, 0.3], **eval_overrides},
+                 "linear_epochs": 3, "masked_ratios": [0.0, 0.3], "in9_root": "in9", "finetune_epochs": 1,
+                 "finetune_batch_size": 8, "finetune_warmup_epochs": 0, **eval_overrides},
     })
 
 

@@ -7,11 +7,16 @@ from attmask_ray.train.state import TrainingState
 from attmask_ray.train.step import train_step
 from attmask_ray.eval.online import OnlineKnn
 from attmask_ray.diagnostics import TRAIN_DIAGNOSTICS
+from attmask_ray.eval.features import extract_features
+from attmask_ray.eval.fewshot import fewshot_knn
 
 torch.set_num_threads(1)
 tag, epochs, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 kv = dict(a.split("=", 1) for a in sys.argv[4:])
 root = kv.pop("root", "data/fashion_mnist_5k")
+seed = kv.pop("seed", None)
+if seed is not None:  # seeds the model initialisation too (runs before the session-10 ones left it unseeded)
+    torch.manual_seed(int(seed))
 extra = {}
 for k, v in kv.items():
     try:
@@ -43,3 +48,8 @@ for ep in range(epochs):
         show(ep + 1, f"t={time.time() - t0:.0f}s {d}")
     else:
         print(f"{tag} ep {ep + 1} t={time.time() - t0:.0f}s {d}", flush=True)
+kind = cfg.eval.knn_feature
+tr = extract_features(state.teacher.backbone, knn._loader(cfg.data.train_path), (kind,), device=dev)
+va = extract_features(state.teacher.backbone, knn._loader(cfg.data.val_path), (kind,), device=dev)
+fs = fewshot_knn(tr[kind], tr.labels, va[kind], va.labels, tries=5)
+print(f"{tag} fewshot " + " ".join(f"nu{n}={fs[f'fewshot_nu{n}_mean']:.2f}" for n in (1, 5, 10, 20)), flush=True)
