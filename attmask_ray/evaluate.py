@@ -1,8 +1,11 @@
 """Evaluate a checkpoint with the paper's protocols (SPEC §6) as Ray tasks.
 
-    python -m attmask_ray.evaluate CKPT --tasks knn,fewshot,linear,masked \
+    python -m attmask_ray.evaluate CKPT --tasks knn,fewshot,linear,masked,retrieval,in9,finetune \
         [--train PATH --val PATH] [--address auto] [--out EXPERIMENT_DIR] \
         [--student] [--attn-checkpoint CKPT2] [--set eval.linear_mode=full,eval.num_gpus=1]
+
+retrieval reads ``eval.retrieval_path`` (default: the val split), in9 ``eval.in9_root`` (made by
+``data_prep.in9`` or ``data_prep.fashion_in9``), finetune trains on ``--train`` and scores ``--val``.
 
 Features are extracted once per split and shared by the tasks; metrics print as a
 table and, with ``--out``, are appended to ``EXPERIMENT_DIR/results.parquet``.
