@@ -24,7 +24,8 @@ from pathlib import Path
 from attmask_ray.output_paths import output_problem
 from data_prep.cli_errors import run_reporting_errors
 from data_prep.errors import DataError
-from data_prep.shard_writer import Item, WriteOptions, print_report, write_shards, WRITE_MODES
+from data_prep.shard_writer import (Item, WriteOptions, add_write_arguments, print_report, write_options,
+                                    write_shards)
 from data_prep.source_image import Decoded, decode_file
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -140,12 +141,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m data_prep.imagefolder", description=__doc__.split("\n\n")[0])
     ap.add_argument("src", help="ImageFolder root (with train/ and val/, or class folders directly)")
     ap.add_argument("out", help="output folder (one shards folder per split)")
-    ap.add_argument("--shards", type=int, default=1, help="shards per split")
-    ap.add_argument("--max-resolution", type=int, default=256, help="longer side cap in pixels (0 keeps source size)")
-    ap.add_argument("--write-mode", choices=WRITE_MODES, default="auto",
-                    help="auto (default): raw, lossless, when the stored longer side is <= 64 px, else jpg")
-    ap.add_argument("--jpeg-quality", type=int, default=90)
-    ap.add_argument("--workers", type=int, default=1, help="processes writing shards in parallel")
+    add_write_arguments(ap)
     ap.add_argument("--per-class", type=int, default=None, help="keep the first K files of each train class")
     ap.add_argument("--fraction", type=float, default=None, help="keep the first X (0-1] of each train class")
     ap.add_argument("--offset", type=int, default=0, help="skip the first O files of each train class")
@@ -157,9 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
 
     def action() -> None:
-        opts = WriteOptions(num_shards=args.shards, max_resolution=args.max_resolution or None,
-                            write_mode=args.write_mode, jpeg_quality=args.jpeg_quality, workers=args.workers)
-        convert(args.src, args.out, opts, Subset(args.per_class, args.fraction, args.offset), args.classes)
+        convert(args.src, args.out, write_options(args), Subset(args.per_class, args.fraction, args.offset), args.classes)
 
     return run_reporting_errors(action)
 

@@ -19,7 +19,7 @@ from attmask_ray.output_paths import output_problem
 from data_prep.cli_errors import run_reporting_errors
 from data_prep.errors import DataError
 from data_prep.imagefolder import FileLoader, Subset, list_classes, plan_split
-from data_prep.shard_writer import WRITE_MODES, WriteOptions, print_report, write_shards
+from data_prep.shard_writer import WriteOptions, add_write_arguments, print_report, write_options, write_shards
 
 # the folder names of the bg_challenge release, in the order of the paper's Table 4
 VARIANTS = ("original", "only_fg", "mixed_same", "mixed_rand", "mixed_next", "no_fg", "only_bg_b", "only_bg_t")
@@ -60,15 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m data_prep.in9", description=__doc__.split("\n\n")[0])
     ap.add_argument("src", help="unzipped bg_challenge folder (original/train/, <variant>/val/)")
     ap.add_argument("out", help="output folder: train/ and one folder per variant")
-    ap.add_argument("--shards", type=int, default=1, help="shards per split")
-    ap.add_argument("--max-resolution", type=int, default=256, help="longer side cap in pixels (0 keeps source size)")
-    ap.add_argument("--write-mode", choices=WRITE_MODES, default="auto",
-                    help="auto (default): raw, lossless, when the stored longer side is <= 64 px, else jpg")
-    ap.add_argument("--workers", type=int, default=1, help="processes writing shards in parallel")
+    add_write_arguments(ap)
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    opts = WriteOptions(num_shards=args.shards, max_resolution=args.max_resolution or None,
-                        write_mode=args.write_mode, workers=args.workers)
-    return run_reporting_errors(lambda: convert(args.src, args.out, opts))
+    return run_reporting_errors(lambda: convert(args.src, args.out, write_options(args)))
 
 
 if __name__ == "__main__":

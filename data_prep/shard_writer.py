@@ -71,6 +71,22 @@ class WriteOptions:
             raise DataError(f"--workers must be >= 1, got {self.workers}")
 
 
+def add_write_arguments(ap: Any) -> None:
+    """The :class:`WriteOptions` flags of a file converter's command line (argparse parser ``ap``)."""
+    ap.add_argument("--shards", type=int, default=1, help="shards per split")
+    ap.add_argument("--max-resolution", type=int, default=256, help="longer side cap in pixels (0 keeps source size)")
+    ap.add_argument("--write-mode", choices=WRITE_MODES, default="auto",
+                    help="auto (default): raw, lossless, when the stored longer side is <= 64 px, else jpg")
+    ap.add_argument("--jpeg-quality", type=int, default=90)
+    ap.add_argument("--workers", type=int, default=1, help="processes writing shards in parallel")
+
+
+def write_options(args: Any) -> WriteOptions:
+    """:class:`WriteOptions` from the flags of :func:`add_write_arguments` (validated: DataError)."""
+    return WriteOptions(num_shards=args.shards, max_resolution=args.max_resolution or None,
+                        write_mode=args.write_mode, jpeg_quality=args.jpeg_quality, workers=args.workers)
+
+
 @dataclass
 class Report:
     """What a conversion did: status counts and throughput."""
