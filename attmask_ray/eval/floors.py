@@ -1,4 +1,4 @@
-"""Floors for the k-NN metric: raw pixels and a random-init ViT, on the same splits and protocol.
+"""Floors for the k-NN (and retrieval) metrics: raw pixels and a random-init ViT, on the same splits and protocol.
 
 A trained model that does not beat both floors has learned nothing useful; the report
 prints them next to the trained models (issue: evidence).
@@ -48,3 +48,22 @@ def knn_floors(cfg: ExperimentConfig) -> dict[str, float]:
     k = headline_k(ks)
     return {"raw_pixel_knn_top1": raw[k][0], "raw_pixel_knn_top5": raw[k][1],
             "random_init_knn_top1": rnd[k][0], "random_init_knn_top5": rnd[k][1]}
+
+
+def retrieval_floors(cfg: ExperimentConfig) -> dict[str, float]:
+    """Recall@k (``eval.retrieval_k``) of raw pixels and of a random-init teacher backbone on the
+    retrieval split (``eval.retrieval_path``, else data.val_path; each image queries the others),
+    the protocol of the ``retrieval`` task: ``{"raw_pixel_retrieval_r1": %, ..., "random_init_retrieval_r1": %, ...}``."""
+    from attmask_ray.eval.retrieval import recall_at_k
+    from attmask_ray.models import build_model
+
+    path = cfg.eval.retrieval_path or cfg.data.val_path
+    ks = cfg.eval.retrieval_k
+    x, y = _pixels(path, cfg)
+    out = {f"raw_pixel_retrieval_r{k}": v for k, v in recall_at_k(x, y, ks=ks).items()}
+    torch.manual_seed(cfg.seed)
+    backbone = build_model(cfg.model, cfg.data.global_crop_size, student=False).backbone.eval()
+    kind = cfg.eval.knn_feature
+    f = extract_features(backbone, default_loader(path, cfg.data, cfg.eval.batch_size), (kind,), name="retrieval")
+    out |= {f"random_init_retrieval_r{k}": v for k, v in recall_at_k(f[kind], f.labels, ks=ks).items()}
+    return out
