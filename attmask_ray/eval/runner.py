@@ -110,9 +110,12 @@ def run_evaluations(checkpoint_path: str | Path, tasks: str | Sequence[str] = tu
         _check_same_grid(cfg, load_checkpoint(attn_checkpoint).config, attn_checkpoint)
     num_classes = None
     if loader_factory is None:  # real datasets: every split the tasks read is checked before any task starts
-        if names != ("in9",):
+        own_data = {"in9"} | ({"retrieval"} if eval_cfg.retrieval_path is not None else set())  # not --train/--val
+        if set(names) - own_data:
             num_classes = _check_datasets(train_path, val_path, eval_cfg.knn_k if "knn" in names else (),
                                           eval_cfg if "retrieval" in names else None)
+        elif "retrieval" in names:
+            check_retrieval(eval_cfg, val_size=0)  # reads eval.retrieval_path only
         if "in9" in names:
             check_in9_root(eval_cfg.in9_root)
     spec = EvalSpec(str(ckpt.path), train_path, val_path, eval_cfg, which, attn_checkpoint,

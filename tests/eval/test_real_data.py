@@ -66,3 +66,22 @@ def test_k_larger_than_the_bank_is_one_error_before_any_work(tiny_checkpoint, sh
     assert rc == 2 and len(err) == 1
     assert err[0].startswith("error: eval.knn_k asks for k=100,200 but the k-NN bank")
     assert f"{shards / 'train'} holds only 21 images" in err[0] and 'eval.knn_k=(10,20,)' in err[0]
+
+
+def test_retrieval_and_finetune_on_real_shards(tiny_checkpoint, shards, tmp_path, capsys):
+    """retrieval with its own split needs neither the checkpoint's train nor val split (absent here);
+    finetune runs the FFCV linear-probe loader's views through the whole backbone."""
+    rc = evaluate.main([str(tiny_checkpoint), "--tasks", "retrieval", "--local", "--out", str(tmp_path),
+                        "--set", f"eval.retrieval_path={shards / 'train'},eval.retrieval_k=(1,2)"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "retrieval_r1" in captured.out and "retrieval_r2" in captured.out
+    rc = evaluate.main([str(tiny_checkpoint), "--tasks", "finetune", "--local", "--train", str(shards / "train"),
+                        "--val", str(shards / "val"), "--out", str(tmp_path),
+                        "--set", "eval.finetune_epochs=2,eval.finetune_batch_size=4,eval.finetune_warmup_epochs=1"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    import pandas as pd
+    table = pd.read_parquet(tmp_path / "results.parquet")
+    assert sorted(table["source"]) == ["finetune", "retrieval"]
+    assert table.loc[table.source == "finetune", "finetune_best_epoch"].item() in (1.0, 2.0)
