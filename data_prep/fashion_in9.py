@@ -5,10 +5,13 @@ garments come with exact foreground masks (their non-zero pixels); each 28 px ga
 at a seeded random position on a 42 px grayscale background cut from real photos shipped in
 scikit-image / scikit-learn (``data_prep.sample_photos``). Nine classes (Fashion-MNIST 0-8; ankle
 boot is left out so that each class owns one of the nine photos), as in IN-9. Backgrounds are
-class-correlated in Original (class c always on crops of photo c, as ImageNet's dogs on grass).
+class-correlated, as ImageNet's dogs on grass: an image of class c is on a crop of photo c with
+probability ``--bg-correlation`` (default 0.5), else on one of the other eight photos (uniformly),
+so the background alone predicts the class about half the time. With 1.0 every background names
+its class and a linear probe may ignore the garment entirely.
 The variants of each val image, made as IN-9 defines them:
 
-* ``original``: the garment on a crop of its class's photo;  ``only_fg``: the garment on black;
+* ``original``: the garment on its (class-correlated) background;  ``only_fg``: the garment on black;
 * ``no_fg``: the original background with the garment's pixels black;
 * ``only_bg_b``: the original background with the garment's bounding box black;
 * ``only_bg_t``: the original background with the bounding box filled by tiles of the rest of it;
@@ -50,6 +53,13 @@ def gray_backgrounds(photos: list[np.ndarray], owners: np.ndarray, rng: np.rando
     for i, owner in enumerate(owners.tolist()):
         out[i] = cv2.cvtColor(photo_crop(photos[owner], rng, (CANVAS, CANVAS)), cv2.COLOR_RGB2GRAY)
     return out
+
+
+def background_owners(labels: np.ndarray, correlation: float, rng: np.random.Generator) -> np.ndarray:
+    """The photo of each image's background: its class's photo with probability ``correlation``,
+    else one of the other photos, uniformly -> [N] photo indices."""
+    other = (labels + rng.integers(1, NUM_CLASSES, size=len(labels))) % NUM_CLASSES
+    return np.where(rng.random(len(labels)) < correlation, labels, other)
 
 
 def paste(background: np.ndarray, garment: np.ndarray, y: int, x: int) -> np.ndarray:
@@ -95,12 +105,13 @@ def tile_fill(background: np.ndarray, box: tuple[int, int, int, int]) -> np.ndar
     return out
 
 
-def val_variants(garments: np.ndarray, labels: np.ndarray, photos: list[np.ndarray],
+def val_variants(garments: np.ndarray, labels: np.ndarray, photos: list[np.ndarray], owners: np.ndarray,
                  rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """garments [N, 28, 28] uint8, labels [N] -> {variant: images [N, CANVAS, CANVAS] uint8}."""
+    """garments [N, 28, 28] uint8, labels [N], owners [N] (each background's photo) ->
+    {variant: images [N, CANVAS, CANVAS] uint8}."""
     n = len(labels)
     spots = rng.integers(0, CANVAS - 28 + 1, size=(n, 2))
-    bgs = gray_backgrounds(photos, labels, rng)
+    bgs = gray_backgrounds(photos, owners, rng)
     out = {v: np.empty((n, CANVAS, CANVAS), dtype=np.uint8) for v in VARIANTS}
     for i in range(n):
         y, x = spots[i]
@@ -146,11 +157,13 @@ def write_png_tree(root: Path, split_images: dict[str, tuple[np.ndarray, np.ndar
 
 
 def build(out: str | Path, train_per_class: int = 500, val_per_class: int = 100, idx_dir: str | Path = IDX_DIR,
-          seed: int = 0, png: str | Path | None = None) -> dict:
+          seed: int = 0, png: str | Path | None = None, bg_correlation: float = 0.5) -> dict:
     """Write OUT/train and OUT/<variant> for every IN-9 variant; returns {split: Report}."""
     out, idx_dir = Path(out), Path(idx_dir)
     if train_per_class < 1 or val_per_class < 2:
         raise DataError(f"--train-per-class must be >= 1 and --val-per-class >= 2, got {train_per_class}, {val_per_class}")
+    if not 0.0 <= bg_correlation <= 1.0:
+        raise DataError(f"--bg-correlation must be in [0, 1], got {bg_correlation}")
     for target in (out, png):
         if target is not None and (problem := output_problem(target, kind="dir")):
             raise DataError(f"output {target}: {problem}; choose another folder")
@@ -161,10 +174,11 @@ def build(out: str | Path, train_per_class: int = 500, val_per_class: int = 100,
     tr_rows, va_rows = first_per_class(tr_lab, train_per_class, "train"), first_per_class(va_lab, val_per_class, "test")
     tr_labels, va_labels = tr_lab[tr_rows].astype(np.int64), va_lab[va_rows].astype(np.int64)
     spots = rng.integers(0, CANVAS - 28 + 1, size=(len(tr_rows), 2))
-    bgs = gray_backgrounds(photos, tr_labels, rng)
+    bgs = gray_backgrounds(photos, background_owners(tr_labels, bg_correlation, rng), rng)
     train = np.stack([paste(bgs[i], tr_img[r], *spots[i]) for i, r in enumerate(tr_rows)])
     splits = {TRAIN: (train, tr_labels)}
-    splits |= {v: (imgs, va_labels) for v, imgs in val_variants(va_img[va_rows], va_labels, photos, rng).items()}
+    owners = background_owners(va_labels, bg_correlation, rng)
+    splits |= {v: (imgs, va_labels) for v, imgs in val_variants(va_img[va_rows], va_labels, photos, owners, rng).items()}
     if png is not None:
         write_png_tree(Path(png), splits)
     opts = WriteOptions(num_shards=1, max_resolution=None, write_mode="raw", workers=1)
@@ -184,9 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idx-dir", default=str(IDX_DIR), help="folder with the Fashion-MNIST *-ubyte.gz IDX files")
     ap.add_argument("--seed", type=int, default=0, help="seed of the positions, crops and donor backgrounds")
     ap.add_argument("--png", default=None, help="also write the images as PNGs in the bg_challenge layout here")
+    ap.add_argument("--bg-correlation", type=float, default=0.5,
+                    help="probability that an image's background is its class's photo (default 0.5)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     return run_reporting_errors(lambda: build(args.out, args.train_per_class, args.val_per_class, args.idx_dir,
-                                              args.seed, args.png))
+                                              args.seed, args.png, args.bg_correlation))
 
 
 if __name__ == "__main__":

@@ -208,6 +208,7 @@ CASES = [
     ('fashion_in9', ['{tmp}/fi9', '--val-per-class', '1'], '--train-per-class must be >= 1 and --val-per-class >= 2, got 500, 1'),
     ('fashion_in9', ['{tmp}/fi9', '--idx-dir', '{nowhere}'], 'is missing; install the Debian package dataset-fashion-mnist'),
     ('fashion_in9', ['{file}'], 'is a file, not a folder; choose another folder'),
+    ('fashion_in9', ['{tmp}/fi9', '--bg-correlation', '1.5'], '--bg-correlation must be in [0, 1], got 1.5'),
     # --- imagefolder ---
     ('imagefolder', ['{nowhere}', '{tmp}/if'], 'does not exist; pass an ImageFolder root (SRC/train/<class>/...'),
     ('imagefolder', ['{empty}', '{tmp}/if'], 'has no class folders; expected'),

@@ -56,7 +56,7 @@ def test_variants_follow_the_in9_definitions():
     photos = [np.full((60, 80, 3), 20 * (c + 1), dtype=np.uint8) for c in range(fi.NUM_CLASSES)]  # class c: gray 20(c+1)
     labels = np.repeat(np.arange(fi.NUM_CLASSES), 2)
     garments = np.stack([garment(i) for i in range(len(labels))])
-    out = fi.val_variants(garments, labels, photos, rng)
+    out = fi.val_variants(garments, labels, photos, labels, rng)  # every background its class's photo
     assert set(out) == set(VARIANTS)
     for i, c in enumerate(labels.tolist()):
         g = garments[i]
@@ -74,6 +74,17 @@ def test_variants_follow_the_in9_definitions():
             np.testing.assert_array_equal(out[variant][i][mask], out["only_fg"][i][mask])  # same garment, same place
         assert (out["mixed_same"][i][~mask] == own).all()
         assert (out["mixed_next"][i][~mask] == 20 * ((c + 1) % fi.NUM_CLASSES + 1)).all()
+
+
+def test_background_owners_are_class_correlated_at_the_given_rate():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(fi.NUM_CLASSES), 2000)
+    for p in (0.0, 0.5, 1.0):
+        owners = fi.background_owners(labels, p, rng)
+        assert abs((owners == labels).mean() - p) < 0.02 and owners.min() >= 0 and owners.max() < fi.NUM_CLASSES
+        others = owners[owners != labels]
+        if len(others):  # the other photos are drawn uniformly
+            assert np.bincount(others, minlength=fi.NUM_CLASSES).min() > 0.8 * len(others) / fi.NUM_CLASSES
 
 
 def test_converter_needs_every_variant(tmp_path: Path):
