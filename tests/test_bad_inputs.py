@@ -191,9 +191,9 @@ CASES = [
     ('viz', ['masks', '--checkpoint', '{mismatched_ckpt}', '--images', '{photo}', '--out', '{tmp}/m.png'],
      'weights do not fit the model its config describes'),
     # --- fashion_mnist ---
-    ('fashion_mnist', ['{tmp}/fm', '--train-subset', '0'], '--train-subset must be a positive multiple of 10, got 0'),
-    ('fashion_mnist', ['{tmp}/fm', '--train-subset', '-10'], '--train-subset must be a positive multiple of 10, got -10'),
-    ('fashion_mnist', ['{tmp}/fm', '--train-subset', '15'], '--train-subset must be a positive multiple of 10, got 15'),
+    ('fashion_mnist', ['{tmp}/fm', '--train-subset', '0'], '--train-subset must be a positive multiple of 10 (the kept classes), got 0'),
+    ('fashion_mnist', ['{tmp}/fm', '--train-subset', '-10'], '--train-subset must be a positive multiple of 10 (the kept classes), got -10'),
+    ('fashion_mnist', ['{tmp}/fm', '--train-subset', '15'], '--train-subset must be a positive multiple of 10 (the kept classes), got 15'),
     ('fashion_mnist', ['{tmp}/fm', '--train-subset', '70000'], '--train-subset 70000 asks for 7000 images per class but the train split has 6000 per class'),
     ('fashion_mnist', ['{tmp}/fm', '--idx-dir', '{nowhere}'], 'is missing; install the Debian package dataset-fashion-mnist (apt-get install dataset-fash'),
     ('fashion_mnist', ['{tmp}/fm', '--shards', '0'], '--shards must be >= 1, got 0'),
