@@ -29,6 +29,7 @@ import torch.nn as nn
 from attmask_ray.eval.errors import EvalError
 from attmask_ray.eval.features import Features, autocast_context
 from attmask_ray.eval.spec import EvalSpec
+from attmask_ray.eval.linear import topk_hits
 from attmask_ray.models import MaskedViT
 
 WARMUP_START_LR = 1e-6  # the reference script's --warmup-lr
@@ -92,12 +93,9 @@ def evaluate(model: Classifier, batches: Iterable[Sequence[torch.Tensor]], devic
     c1 = c5 = n = 0
     with autocast_context(device):
         for batch in batches:
-            logits = model(batch[0].to(device).float()).float()
-            y = torch.as_tensor(batch[1]).long().view(-1, 1).to(device)
-            pred = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            c1 += int(pred[:, :1].eq(y).sum())
-            c5 += int(pred.eq(y).any(1).sum())
-            n += len(y)
+            y = torch.as_tensor(batch[1])
+            h1, h5 = topk_hits(model(batch[0].to(device).float()).float(), y)
+            c1, c5, n = c1 + h1, c5 + h5, n + len(y)
     if n == 0:
         raise EvalError("fine-tuning: the validation split yielded no images")
     return 100.0 * c1 / n, 100.0 * c5 / n

@@ -36,16 +36,20 @@ def make_linear(in_dim: int, num_classes: int) -> nn.Linear:
 
 
 @torch.no_grad()
+def topk_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
+    """(top-1 hits, top-5 hits) of logits [B, C] against labels [B] (top-C when C < 5)."""
+    y = labels.to(logits.device).long().view(-1, 1)
+    pred = logits.topk(min(5, logits.shape[1]), dim=1).indices
+    return int(pred[:, :1].eq(y).sum()), int(pred.eq(y).any(1).sum())
+
+
 def accuracy(layer: nn.Linear, feats: torch.Tensor, labels: torch.Tensor, batch: int = 4096) -> tuple[float, float]:
     """(top1 %, top5 %) of ``layer`` on feats [N, D], labels [N]."""
     c1 = c5 = 0
     device = layer.weight.device
     for i in range(0, len(labels), batch):
-        logits = layer(feats[i:i + batch].to(device))
-        y = labels[i:i + batch].to(device).view(-1, 1)
-        pred = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        c1 += int(pred[:, :1].eq(y).sum())
-        c5 += int(pred.eq(y).any(1).sum())
+        h1, h5 = topk_hits(layer(feats[i:i + batch].to(device)), labels[i:i + batch])
+        c1, c5 = c1 + h1, c5 + h5
     return 100.0 * c1 / len(labels), 100.0 * c5 / len(labels)
 
 
