@@ -5,7 +5,8 @@ Pre-training on Fashion-MNIST classes 0-4 only (T-shirt, trouser, pullover, dres
 of the frozen teacher's [CLS] on the 5,000 test images of classes 5-9 (sandal, shirt, sneaker, bag,
 ankle boot), each querying the other 4,999 (the CUB / Cars / SOP protocol). The embedded preset,
 10 epochs, attmask_high vs block, 2 seeds each. Compare with the same ViT at random init and raw
-pixels: python -m attmask_ray.evaluate on a random-init checkpoint, or docs/results/retrieval/.
+pixels: python -m attmask_ray.floors sweeps/retrieval.py (k-NN and Recall@k floors; figures in
+docs/results/downstream/README.md).
 Expected run time: 4 trials x ~7 min, 2 at a time, on a 2-core CPU machine (~15 minutes).
 Data: python -m data_prep.fashion_mnist data/fashion_mnist_0to4 --classes 0:5 --train-subset 5000
       python -m data_prep.fashion_mnist data/fashion_mnist_5to9 --classes 5:10 --train-subset 50
