@@ -211,6 +211,7 @@ class EvalConfig:
     finetune_mixup: float = 0.8  # mixup alpha (0 = off); with cutmix, one of the two per batch (switch prob 0.5)
     finetune_cutmix: float = 1.0  # cutmix alpha (0 = off)
     finetune_drop_path: float = 0.1
+    finetune_crop_scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop area range of the train views (torchvision/reference default)
     finetune_init: str = "checkpoint"  # "checkpoint" (the pre-trained backbone) or "random" (the same ViT from scratch)
 
     def __post_init__(self) -> None:
@@ -234,6 +235,8 @@ class EvalConfig:
         _check(0 <= self.finetune_label_smoothing < 1 and self.finetune_mixup >= 0 and self.finetune_cutmix >= 0
                and 0 <= self.finetune_drop_path < 1 and self.finetune_weight_decay >= 0,
                "eval.finetune_label_smoothing and finetune_drop_path must be in [0, 1), finetune_mixup/cutmix/weight_decay >= 0")
+        _check(0 < self.finetune_crop_scale[0] <= self.finetune_crop_scale[1] <= 1,
+               f"eval.finetune_crop_scale must be (low, high) with 0 < low <= high <= 1, got {self.finetune_crop_scale}")
         _check(self.finetune_init in ("checkpoint", "random"), f"eval.finetune_init must be 'checkpoint' or 'random', got {self.finetune_init!r}")
 
 

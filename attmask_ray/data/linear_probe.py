@@ -20,9 +20,9 @@ from attmask_ray.data.train_loader import build_train_loader
 LINEAR_PROBE_SCALE = (0.08, 1.0)  # torchvision RandomResizedCrop default, as DINO's eval_linear
 
 
-def linear_probe_config(cfg: DataConfig) -> DataConfig:
-    """Same data, crop size and normalisation; only RandomResizedCrop(0.08-1) + flip, no local crops."""
-    return replace(cfg, local_crops_number=0, global_crops_scale=LINEAR_PROBE_SCALE, color_jitter_prob=0.0,
+def linear_probe_config(cfg: DataConfig, scale: tuple[float, float] = LINEAR_PROBE_SCALE) -> DataConfig:
+    """Same data, crop size and normalisation; only RandomResizedCrop(``scale``, default 0.08-1) + flip, no local crops."""
+    return replace(cfg, local_crops_number=0, global_crops_scale=tuple(scale), color_jitter_prob=0.0,
                    grayscale_prob=0.0, blur_prob=(0.0, 0.0, 0.0), solarize_prob=0.0)
 
 
@@ -34,10 +34,11 @@ class LinearProbeLoader:
     last partial batch of each shard, as training epochs do).
     """
 
-    def __init__(self, path: str, cfg: DataConfig, batch_size: int, device: str | torch.device = "cpu", seed: int = 0):
+    def __init__(self, path: str, cfg: DataConfig, batch_size: int, device: str | torch.device = "cpu", seed: int = 0,
+                 scale: tuple[float, float] = LINEAR_PROBE_SCALE):
         info = check_dataset(path, min_resolution=cfg.global_crop_size)
         batch = max(1, min(batch_size, min(info.shard_sizes)))
-        self.loader = build_train_loader(linear_probe_config(cfg), batch, device=device, seed=seed, path=path)
+        self.loader = build_train_loader(linear_probe_config(cfg, scale), batch, device=device, seed=seed, path=path)
         self.epoch = 0
 
     def __len__(self) -> int:

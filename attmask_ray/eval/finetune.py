@@ -11,7 +11,8 @@ switch prob 0.5) with label smoothing ``finetune_label_smoothing`` (timm's ``Mix
 cross-entropy), random erasing (p 0.25, per-pixel noise), bf16 autocast on CUDA. Optional
 layer-wise lr decay (BEiT/iBOT): block b of L gets lr x ``finetune_layer_decay`` ^ (L + 1 - b),
 embeddings b = 0, final norm and head L + 1; 1.0 (default) is the reference's (none).
-Augmentation of the train images: RandomResizedCrop + flip (the linear probe's loader); the
+Augmentation of the train images: RandomResizedCrop(``finetune_crop_scale``, default 0.08-1) + flip
+(the linear probe's loader; small images may need a larger minimum scale); the
 reference's RandAugment and colour jitter are not applied (a documented deviation).
 ``finetune_init = "random"`` trains the same ViT from scratch with the same budget (the baseline
 a pre-training must beat). Reported: ``finetune_top1`` (best epoch, as the reference reports its
@@ -173,7 +174,8 @@ def finetune_task(spec: EvalSpec, train: Features, val: Features) -> dict[str, f
     else:  # the same ViT from scratch, seeded
         torch.manual_seed(cfg.seed)
         backbone = MaskedViT(cfg.model, img_size=cfg.data.global_crop_size, drop_path_rate=e.finetune_drop_path)
-    views = spec.loader_factory(spec.train_path, cfg.data, e.finetune_batch_size, device=str(spec.device), augment=True)
+    views = spec.loader_factory(spec.train_path, cfg.data, e.finetune_batch_size, device=str(spec.device), augment=True,
+                                crop_scale=tuple(e.finetune_crop_scale))
     n = spec.num_classes
     if n is None:
         n = int(max(int(torch.as_tensor(b[1]).max()) for b in spec.batches(cfg, "train"))) + 1

@@ -23,8 +23,9 @@ class AugmentedTensorBatches:
     :func:`~attmask_ray.data.device_crops.random_resized_crop_flip` views of ``images``
     [N, 3, H, W] (reshuffled, seeded), yielded as (views [b, 3, H, W], labels [b])."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int = 0):
-        self.images, self.labels, self.batch_size = images, labels, batch_size
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int = 0,
+                 scale: tuple[float, float] = (0.08, 1.0)):
+        self.images, self.labels, self.batch_size, self.scale = images, labels, batch_size, tuple(scale)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -34,11 +35,12 @@ class AugmentedTensorBatches:
         perm = torch.randperm(len(self.labels), generator=self.generator)
         for i in range(0, len(perm), self.batch_size):
             j = perm[i:i + self.batch_size]
-            yield random_resized_crop_flip(self.images[j].float(), generator=self.generator), self.labels[j]
+            yield random_resized_crop_flip(self.images[j].float(), scale=self.scale, generator=self.generator), self.labels[j]
 
 
 def tensor_loader(path: str, data_cfg: Any, batch_size: int, *, datasets: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                  augment: bool = False, **_: Any) -> Iterable[Sequence[torch.Tensor]]:
+                  augment: bool = False, crop_scale: tuple[float, float] = (0.08, 1.0),
+                  **_: Any) -> Iterable[Sequence[torch.Tensor]]:
     """A ``loader_factory`` over in-memory splits keyed by path (tests, notebooks).
 
     Use as ``functools.partial(tensor_loader, datasets={"train": (x, y), "val": (x, y)})``;
@@ -49,5 +51,5 @@ def tensor_loader(path: str, data_cfg: Any, batch_size: int, *, datasets: dict[s
         raise EvalError(f"no in-memory split named {path!r} (have: {', '.join(datasets)})")
     images, labels = datasets[path]
     if augment:
-        return AugmentedTensorBatches(images, labels, batch_size)
+        return AugmentedTensorBatches(images, labels, batch_size, scale=crop_scale)
     return tensor_batches(images, labels, batch_size)

@@ -12,11 +12,12 @@ LoaderFactory = Callable[..., Iterable[Sequence[torch.Tensor]]]
 
 
 def default_loader(path: str, data_cfg: Any, batch_size: int, device: str | torch.device = "cpu",
-                   augment: bool = False) -> Iterable:
+                   augment: bool = False, crop_scale: tuple[float, float] = (0.08, 1.0)) -> Iterable:
     """The project's FFCV eval loader (resize + centre crop, normalised); ``augment=True``: the
-    re-iterable linear-probe loader (RandomResizedCrop + flip of the full image, one pass per epoch)."""
+    re-iterable linear-probe loader (RandomResizedCrop(``crop_scale``) + flip of the full image,
+    one pass per epoch)."""
     from attmask_ray.data import LinearProbeLoader, build_eval_loader  # FFCV loads on first use
 
     if augment:
-        return LinearProbeLoader(path, data_cfg, batch_size, device=str(device))
+        return LinearProbeLoader(path, data_cfg, batch_size, device=str(device), scale=crop_scale)
     return build_eval_loader(path, data_cfg, batch_size, device=str(device))

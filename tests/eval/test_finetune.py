@@ -11,7 +11,7 @@ import torch
 from attmask_ray.checkpoint import load_checkpoint
 from attmask_ray.config import ConfigError, EvalConfig
 from attmask_ray.eval import finetune as ft
-from attmask_ray.eval.in_memory import tensor_loader
+from attmask_ray.eval.in_memory import AugmentedTensorBatches, tensor_loader
 from attmask_ray.eval.runner import run_evaluations
 
 
@@ -109,7 +109,30 @@ def test_random_init_baseline_and_mixup_path(tiny_checkpoint, eval_cfg, monkeypa
     ("finetune_layer_decay", 0.0, r"finetune_layer_decay must be in \(0, 1\]"),
     ("finetune_warmup_epochs", 400, "finetune_warmup_epochs in"),
     ("finetune_label_smoothing", 1.0, "finetune_label_smoothing"),
+    ("finetune_crop_scale", (0.0, 1.0), r"finetune_crop_scale must be \(low, high\)"),
+    ("finetune_crop_scale", (0.9, 0.5), r"finetune_crop_scale must be \(low, high\)"),
 ])
 def test_bad_finetune_config_is_a_one_line_error(key, value, message):
     with pytest.raises(ConfigError, match=message):
         EvalConfig(**{key: value})
+
+
+def test_crop_scale_reaches_the_train_views(tiny_checkpoint, eval_cfg):
+    calls = []
+    base = _loader()
+
+    def spy(path, data_cfg, batch_size, **kw):
+        calls.append(kw)
+        return base(path, data_cfg, batch_size, **kw)
+
+    e = replace(eval_cfg, finetune_epochs=1, finetune_warmup_epochs=0, finetune_mixup=0.0, finetune_cutmix=0.0,
+                finetune_crop_scale=(1.0, 1.0))
+    run_evaluations(tiny_checkpoint, "finetune", local=True, loader_factory=spy, eval_cfg=e)
+    augmented = [kw for kw in calls if kw.get("augment")]
+    assert augmented and all(kw["crop_scale"] == (1.0, 1.0) for kw in augmented)
+    # scale (1, 1) with the square images: every view is the whole image, at most flipped
+    x, y = colour_split(6, 0)
+    views = AugmentedTensorBatches(x, y, batch_size=len(y), scale=(1.0, 1.0))
+    (v, labels), = list(views)
+    for img in v:
+        assert any(torch.allclose(img, c, atol=1e-4) or torch.allclose(img, c.flip(-1), atol=1e-4) for c in x.float())
