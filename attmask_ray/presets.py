@@ -69,7 +69,9 @@ KOLEO_WEIGHT = 0.3
 # 5k k-NN 72.8 -> 74.4, few-shot nu 1/5/10/20 28.3/43.7/50.2/55.9 -> 33.3/49.8/55.8/60.8, teacher
 # entropy 0.90 -> 0.46 ln K; MNIST digits 75.3 -> 75.3 (entropy 0.94 -> 0.75). The patch temperature
 # at 0.04 as well did not help (73.1 / 74.3 at epochs 6 / 8). Without KoLeo, 0.04 alone collapses
-# like before (63.5 at epoch 4, val cosine 0.51).
+# like before (63.5 at epoch 4, val cosine 0.51). Ray runs with 0.04: the 100-epoch run 74.9 / 80.7 /
+# 82.0 at epochs 10 / 40 / 100 (raw pixels 80.7; docs/results/long_t04), strategies 71.2-72.1 after
+# 6 epochs in two runs, digits 71.0 after 10 epochs and 74.1 after 15 (docs/results/README.md).
 TEACHER_TEMP = 0.04
 AFTER_SEARCH: dict[str, Any] = {"loss.koleo_weight": KOLEO_WEIGHT, "loss.teacher_temp": TEACHER_TEMP}
 
