@@ -15,6 +15,7 @@ import math
 import torch
 from torchvision.ops import roi_align
 
+RRC_SCALE = (0.08, 1.0)  # RandomResizedCrop area range (torchvision default, DINO eval_linear)
 RATIO = (3.0 / 4.0, 4.0 / 3.0)  # RandomResizedCrop aspect-ratio range (torchvision default)
 
 TRIES = 10
@@ -54,7 +55,7 @@ def crop_resize(images: torch.Tensor, boxes: torch.Tensor, size: int | tuple[int
                      sampling_ratio=-1, aligned=True)
 
 
-def random_resized_crop_flip(images: torch.Tensor, scale: tuple[float, float] = (0.08, 1.0),
+def random_resized_crop_flip(images: torch.Tensor, scale: tuple[float, float] = RRC_SCALE,
                              generator: torch.Generator | None = None) -> torch.Tensor:
     """torchvision's RandomResizedCrop + RandomHorizontalFlip, per image, on a tensor batch.
 

@@ -15,9 +15,10 @@ import torch
 
 from attmask_ray.config import DataConfig
 from attmask_ray.data.dataset import check_dataset
+from attmask_ray.data.device_crops import RRC_SCALE
 from attmask_ray.data.train_loader import build_train_loader
 
-LINEAR_PROBE_SCALE = (0.08, 1.0)  # torchvision RandomResizedCrop default, as DINO's eval_linear
+LINEAR_PROBE_SCALE = RRC_SCALE  # torchvision RandomResizedCrop default, as DINO's eval_linear
 
 
 def linear_probe_config(cfg: DataConfig, scale: tuple[float, float] = LINEAR_PROBE_SCALE) -> DataConfig:

@@ -29,8 +29,8 @@ import torch.nn as nn
 
 from attmask_ray.eval.errors import EvalError
 from attmask_ray.eval.features import Features, autocast_context
-from attmask_ray.eval.spec import EvalSpec
 from attmask_ray.eval.linear import topk_hits
+from attmask_ray.eval.spec import EvalSpec
 from attmask_ray.models import MaskedViT
 
 WARMUP_START_LR = 1e-6  # the reference script's --warmup-lr

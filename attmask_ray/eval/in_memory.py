@@ -7,7 +7,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
-from attmask_ray.data.device_crops import random_resized_crop_flip
+from attmask_ray.data.device_crops import RRC_SCALE, random_resized_crop_flip
 from attmask_ray.eval.errors import EvalError
 
 
@@ -24,7 +24,7 @@ class AugmentedTensorBatches:
     [N, 3, H, W] (reshuffled, seeded), yielded as (views [b, 3, H, W], labels [b])."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int = 0,
-                 scale: tuple[float, float] = (0.08, 1.0)):
+                 scale: tuple[float, float] = RRC_SCALE):
         self.images, self.labels, self.batch_size, self.scale = images, labels, batch_size, tuple(scale)
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -39,7 +39,7 @@ class AugmentedTensorBatches:
 
 
 def tensor_loader(path: str, data_cfg: Any, batch_size: int, *, datasets: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                  augment: bool = False, crop_scale: tuple[float, float] = (0.08, 1.0),
+                  augment: bool = False, crop_scale: tuple[float, float] = RRC_SCALE,
                   **_: Any) -> Iterable[Sequence[torch.Tensor]]:
     """A ``loader_factory`` over in-memory splits keyed by path (tests, notebooks).
 

@@ -43,6 +43,7 @@ def topk_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
     return int(pred[:, :1].eq(y).sum()), int(pred.eq(y).any(1).sum())
 
 
+@torch.no_grad()
 def accuracy(layer: nn.Linear, feats: torch.Tensor, labels: torch.Tensor, batch: int = 4096) -> tuple[float, float]:
     """(top1 %, top5 %) of ``layer`` on feats [N, D], labels [N]."""
     c1 = c5 = 0

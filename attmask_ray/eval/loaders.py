@@ -8,11 +8,13 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
+from attmask_ray.data.device_crops import RRC_SCALE
+
 LoaderFactory = Callable[..., Iterable[Sequence[torch.Tensor]]]
 
 
 def default_loader(path: str, data_cfg: Any, batch_size: int, device: str | torch.device = "cpu",
-                   augment: bool = False, crop_scale: tuple[float, float] = (0.08, 1.0)) -> Iterable:
+                   augment: bool = False, crop_scale: tuple[float, float] = RRC_SCALE) -> Iterable:
     """The project's FFCV eval loader (resize + centre crop, normalised); ``augment=True``: the
     re-iterable linear-probe loader (RandomResizedCrop(``crop_scale``) + flip of the full image,
     one pass per epoch)."""

@@ -133,6 +133,6 @@ def test_crop_scale_reaches_the_train_views(tiny_checkpoint, eval_cfg):
     # scale (1, 1) with the square images: every view is the whole image, at most flipped
     x, y = colour_split(6, 0)
     views = AugmentedTensorBatches(x, y, batch_size=len(y), scale=(1.0, 1.0))
-    (v, labels), = list(views)
+    (v, _labels), = list(views)
     for img in v:
         assert any(torch.allclose(img, c, atol=1e-4) or torch.allclose(img, c.flip(-1), atol=1e-4) for c in x.float())
