@@ -14,7 +14,7 @@
   collapses toward class-blind embeddings on small data (a deviation from the paper's loss,
   turned off with ``extra={"loss.koleo_weight": 0}``); ``TEACHER_TEMP`` 0.04 (searched: 0.07),
   because the teacher's targets were near uniform; ``BATCH_SIZE`` 32 (searched: 64 or 128), twice
-  the steps in the same CPU time, which the digits needed.
+  the steps over the same images, which the digits needed.
 * fixed for 28 px images: a timm ViT with patch 7 (4x4 global grid) and 14 px local crops
   (2x2 grid), ``eval_resize`` 28, the foreground threshold of the attention diagnostics; the
   pixel mean/std are the ones the converter recorded for the train split (Fashion-MNIST's
@@ -75,8 +75,8 @@ KOLEO_WEIGHT = 0.3
 # 6 epochs in two runs, digits 71.0 after 10 epochs and 74.1 after 15 (docs/results/README.md).
 TEACHER_TEMP = 0.04
 # Also after the search: batch size 32 (the search tried 64 and 128 only; the base lr stays, so the
-# per-step lr halves by the linear scaling rule and a run takes twice the steps over the same images,
-# in the same CPU time, which is compute-bound). Seeded 10-epoch screening (docs/results/koleo_screening/,
+# per-step lr halves by the linear scaling rule and a run takes twice the steps over the same images;
+# the long run's throughput fell from 220-250 to ~180 img/s, 10 epochs of screening took 0-10 % longer). Seeded 10-epoch screening (docs/results/koleo_screening/,
 # g6_* and f_*_s0 logs), batch 64 -> 32: MNIST digits 6k (data/digits6k, random init 58.25) k-NN
 # 71.08 -> 75.65, Fashion-MNIST 5k 74.22 -> 74.19. The two other changes screened for the digits
 # each cost Fashion: lambda_mim 1 (the paper's) 73.70 / 71.87, global crops (0.4, 1) 72.45 / 70.71.

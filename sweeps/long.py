@@ -6,8 +6,8 @@ attmask_ray/presets.py) on the first 5,000 Fashion-MNIST training images, online
 This is the "what does a laptop user get in ~45 minutes" run (the learning-health target:
 k-NN >= 75 % within 45 minutes); compare its curve with the floors
 (python -m attmask_ray.floors sweeps/long.py --out ray_results/long).
-Expected run time: 20-22 s per epoch on an idle 2-core CPU machine (220-250 img/s), ~38 minutes
-with the evaluations; k-NN 75.3 % at epoch 10 and 80.9 % at epoch 40, above raw pixels (80.7 %),
+Expected run time: ~28 s per epoch on an idle 2-core CPU machine (~180 img/s at batch 32; batch 64
+ran 220-250 img/s), ~50 minutes with the evaluations; k-NN 75.3 % at epoch 10 and 80.9 % at epoch 40, above raw pixels (80.7 %),
 25.5 minutes after the start (docs/results/long_b32/, stopped there); batch 64: long_t04/, 74.9 at 10,
 80.7 at 40, 82.0 at 100; teacher temperature 0.07: long_koleo/, 75.1 and 80.6; without KoLeo,
 long100/: 69.1 and 78.0).
