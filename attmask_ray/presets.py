@@ -82,7 +82,8 @@ TEACHER_TEMP = 0.04
 # each cost Fashion: lambda_mim 1 (the paper's) 73.70 / 71.87, global crops (0.4, 1) 72.45 / 70.71.
 # Ray runs, sweeps/other28.py:digits6k, 10 epochs, seeds 0 / 1: batch 64 71.78 / 69.55, batch 32
 # 75.42 / 72.88 (docs/results/other28_digits6k{_b64,}); strategies after 6 epochs 72.5-73.5 (batch 64:
-# 71.2-72.1, docs/results/strategies_b32); the long run 75.3 / 80.9 at epochs 10 / 40 (docs/results/long_b32).
+# 71.2-72.1, docs/results/strategies_b32); masking prob p = 0 / 0.5 / 1 72.5 / 72.7 / 71.9 (batch 64:
+# 70.3 / 71.3 / 70.1, docs/results/mask_prob_b32); the long run 75.3 / 80.9 at epochs 10 / 40 (docs/results/long_b32).
 BATCH_SIZE = 32
 AFTER_SEARCH: dict[str, Any] = {"loss.koleo_weight": KOLEO_WEIGHT, "loss.teacher_temp": TEACHER_TEMP,
                                 "optim.batch_size": BATCH_SIZE}
