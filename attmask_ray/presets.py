@@ -75,15 +75,17 @@ KOLEO_WEIGHT = 0.3
 # 6 epochs in two runs, digits 71.0 after 10 epochs and 74.1 after 15 (docs/results/README.md).
 TEACHER_TEMP = 0.04
 # Also after the search: batch size 32 (the search tried 64 and 128 only; the base lr stays, so the
-# per-step lr halves by the linear scaling rule and a run takes twice the steps over the same images;
-# the long run's throughput fell from 220-250 to ~180 img/s, 10 epochs of screening took 0-10 % longer). Seeded 10-epoch screening (docs/results/koleo_screening/,
-# g6_* and f_*_s0 logs), batch 64 -> 32: MNIST digits 6k (data/digits6k, random init 58.25) k-NN
-# 71.08 -> 75.65, Fashion-MNIST 5k 74.22 -> 74.19. The two other changes screened for the digits
-# each cost Fashion: lambda_mim 1 (the paper's) 73.70 / 71.87, global crops (0.4, 1) 72.45 / 70.71.
-# Ray runs, sweeps/other28.py:digits6k, 10 epochs, seeds 0 / 1: batch 64 71.78 / 69.55, batch 32
-# 75.42 / 72.88 (docs/results/other28_digits6k{_b64,}); strategies after 6 epochs 72.5-73.5 (batch 64:
-# 71.2-72.1, docs/results/strategies_b32); masking prob p = 0 / 0.5 / 1 72.5 / 72.7 / 71.9 (batch 64:
-# 70.3 / 71.3 / 70.1, docs/results/mask_prob_b32); the long run 75.3 / 80.9 at epochs 10 / 40 (docs/results/long_b32).
+# per-step lr halves by the linear scaling rule and a run takes twice the steps over the same
+# images; the long run's throughput fell from 220-250 to ~180 img/s, 10 epochs of screening took
+# 0-10 % longer). Seeded 10-epoch screening (docs/results/koleo_screening/, g6_* and f_*_s0 logs),
+# batch 64 -> 32: MNIST digits 6k (data/digits6k, random init 58.25) k-NN 71.08 -> 75.65,
+# Fashion-MNIST 5k 74.22 -> 74.19. The two other changes screened for the digits each cost Fashion:
+# lambda_mim 1 (the paper's) 73.70 / 71.87, global crops (0.4, 1) 72.45 / 70.71. Ray runs,
+# sweeps/other28.py:digits6k, 10 epochs, seeds 0 / 1: batch 64 71.78 / 69.55, batch 32 75.42 / 72.88
+# (docs/results/other28_digits6k{_b64,}); strategies after 6 epochs 72.5-73.5 (batch 64: 71.2-72.1,
+# docs/results/strategies_b32); masking prob p = 0 / 0.5 / 1 72.5 / 72.7 / 71.9 (batch 64: 70.3 /
+# 71.3 / 70.1, docs/results/mask_prob_b32); the 100-epoch run 75.0 / 81.3 / 83.2 at epochs 10 / 40 /
+# 100 (batch 64: 74.9 / 80.7 / 82.0; docs/results/long100_b32).
 BATCH_SIZE = 32
 AFTER_SEARCH: dict[str, Any] = {"loss.koleo_weight": KOLEO_WEIGHT, "loss.teacher_temp": TEACHER_TEMP,
                                 "optim.batch_size": BATCH_SIZE}
