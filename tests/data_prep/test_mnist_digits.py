@@ -55,3 +55,4 @@ def test_errors_are_one_line_and_write_nothing(tmp_path: Path, capsys: pytest.Ca
     (pkg / "src" / "digits" / "3.json").write_text('{"data": [0.5, 2.0]}')
     with pytest.raises(DataError, match="784 values"):
         build(tmp_path / "d", train_per_class=1, package=pkg)
+    assert not (tmp_path / "d").exists()  # digits 0-2 are valid, yet nothing is written before every file is read
