@@ -90,7 +90,7 @@ CASES = [
     ('sweep', ['sweeps/smoke.py', '--storage', '{file}/results'], 'cannot be created under it; pass a writable folder (or an s3:// / gs:// URI'),
     ('sweep', ['sweeps/smoke.py', '--resume', '--storage', '{empty}'], 'run without --resume first (same --storage and --name'),
     ('sweep', ['sweeps/smoke.py:scaling.use_gpu=True', '--storage', '{tmp}/rr'], 'scaling.use_gpu=True needs 1 GPU(s) but this machine has 0; set scaling.use_gpu=False or p'),
-    ('sweep', ['sweeps/smoke.py:scaling.num_workers=32', '--storage', '{tmp}/rr'], 'scaling needs 32 CPUs for Train workers (32 x 1)'),
+    ('sweep', ['sweeps/smoke.py:scaling.num_workers=16', '--storage', '{tmp}/rr'], 'scaling needs 16 CPUs for Train workers (16 x 1)'),
     ('sweep', ['sweeps/smoke.py', '--name', 'a/b', '--dry-run'], "--name 'a/b' must use letters, digits, '_', '-', '.' only (it is a folder under --storage"),
     ('sweep', ['sweeps/smoke.py:optim.epochs=abc', '--dry-run'], "optim.epochs must be an integer, got 'abc"),
     ('sweep', ['sweeps/smoke.py:model.patch_size=5', '--dry-run'], 'data.global_crop_size (28) must be divisible by model.patch_size (5'),
